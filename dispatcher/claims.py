@@ -1,0 +1,99 @@
+"""Claiming due deliveries from the database with a lease.
+
+The lease is what keeps two workers from sending the same attempt at once: a claim sets
+`lease_expires_at`, and only rows whose lease is empty or expired can be claimed. A worker that
+dies mid-delivery leaves its lease to expire, and the delivery is claimed again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+
+from dispatcher import clock
+from portal.extensions import db
+from portal.models import Delivery
+
+LEASE_MARGIN = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery this worker holds until `lease_expires_at`."""
+
+    id: str
+    tenant_id: str
+    event_id: str
+    subscription_id: str
+    event_type: str
+    attempt_number: int
+    trigger: str
+    is_test: bool
+    lease_expires_at: datetime
+
+
+def due_filter(now: datetime):
+    """Deliveries that should be sent now and that no live worker holds."""
+    return (
+        Delivery.status == "pending",
+        Delivery.next_attempt_at <= now,
+        or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
+    )
+
+
+def claim_due(
+    limit: int,
+    *,
+    lease: timedelta,
+    priority_only: bool = False,
+    exclude_subscriptions: frozenset[str] = frozenset(),
+) -> list[Claim]:
+    """Lease up to `limit` due deliveries, priority ones first, and commit the lease."""
+    if limit <= 0:
+        return []
+    now = clock.now()
+    expires = now + lease + LEASE_MARGIN
+    candidates = select(Delivery.id).where(*due_filter(now))
+    if priority_only:
+        candidates = candidates.where(Delivery.priority.is_(True))
+    if exclude_subscriptions:
+        candidates = candidates.where(Delivery.subscription_id.not_in(exclude_subscriptions))
+    candidates = (
+        candidates.order_by(Delivery.priority.desc(), Delivery.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(Delivery)
+        .where(Delivery.id.in_(candidates.scalar_subquery()), *due_filter(now))
+        .values(lease_expires_at=expires)
+        .returning(
+            Delivery.id,
+            Delivery.tenant_id,
+            Delivery.event_id,
+            Delivery.subscription_id,
+            Delivery.event_type,
+            Delivery.attempt_count,
+            Delivery.next_trigger,
+            Delivery.is_test,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = db.session.execute(statement).all()
+    db.session.commit()
+    return [
+        Claim(
+            id=row.id,
+            tenant_id=row.tenant_id,
+            event_id=row.event_id,
+            subscription_id=row.subscription_id,
+            event_type=row.event_type,
+            attempt_number=row.attempt_count + 1,
+            trigger=row.next_trigger,
+            is_test=row.is_test,
+            lease_expires_at=expires,
+        )
+        for row in rows
+    ]

@@ -1,0 +1,167 @@
+"""The HTTP client of the workers: kept-alive connections to checked, pinned addresses.
+
+urllib3 is used directly (requests sits on it) because a delivery needs three things requests
+makes awkward: connecting to the address the SSRF check approved while sending the real Host
+and TLS name, never following redirects, and a limit on the whole exchange rather than on each
+socket read.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from importlib.metadata import PackageNotFoundError, version
+
+import urllib3
+from urllib3.exceptions import HTTPError
+
+from dispatcher import clock
+from dispatcher.ssrf import Target
+
+MAX_BODY_BYTES = 16 * 1024
+_MAX_POOLS = 2000
+
+try:
+    USER_AGENT = f"Hookline/{version('hookline')}"
+except PackageNotFoundError:  # running from a checkout that was not installed
+    USER_AGENT = "Hookline/0.1.0"
+
+
+@dataclass
+class Response:
+    """What came back from one attempt (or why nothing did)."""
+
+    started_at: datetime
+    duration_ms: int
+    status: int | None = None
+    headers: dict[str, str] | None = None
+    body: str | None = None
+    truncated: bool = False
+    error: str | None = None
+    retry_after: float | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+_pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(target: Target) -> urllib3.HTTPConnectionPool:
+    key = (target.scheme, target.host, target.port, target.address)
+    pool = _pools.get(key)
+    if pool is None:
+        with _pools_lock:
+            if len(_pools) >= _MAX_POOLS:
+                for old in _pools.values():
+                    old.close()
+                _pools.clear()
+            if target.scheme == "https":
+                pool = urllib3.HTTPSConnectionPool(
+                    target.address,
+                    target.port,
+                    maxsize=8,
+                    server_hostname=target.host,
+                    assert_hostname=target.host,
+                    cert_reqs="CERT_REQUIRED",
+                )
+            else:
+                pool = urllib3.HTTPConnectionPool(target.address, target.port, maxsize=8)
+            _pools[key] = pool
+    return pool
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds asked for by a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - clock.now()).total_seconds())
+
+
+def _decode(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
+def post(
+    target: Target,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    connect_timeout: float,
+) -> Response:
+    """POST `body` to `target`; never raises for network trouble, which becomes `error`."""
+    started_at = clock.now()
+    start = time.monotonic()
+    deadline = start + timeout
+    host_header = target.host if ":" not in target.host else f"[{target.host}]"
+    if target.port not in (80, 443):
+        host_header += f":{target.port}"
+    response = Response(started_at=started_at, duration_ms=0)
+    raw = None
+    try:
+        raw = _pool(target).urlopen(
+            "POST",
+            target.path,
+            body=body,
+            headers={"Host": host_header, **headers},
+            redirect=False,
+            retries=False,
+            preload_content=False,
+            assert_same_host=False,
+            timeout=urllib3.Timeout(connect=min(connect_timeout, timeout), read=timeout),
+        )
+        response.status = raw.status
+        response.headers = {k: v for k, v in raw.headers.items()}
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in raw.stream(4096):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                response.truncated = True
+                break
+            if time.monotonic() > deadline:
+                response.error = f"the response took longer than {timeout:g} s in total"
+                response.truncated = True
+                break
+        response.body = _decode(b"".join(chunks)[:MAX_BODY_BYTES])
+        if response.status in (429, 503):
+            response.retry_after = parse_retry_after(raw.headers.get("Retry-After"))
+    except HTTPError as exc:
+        response.error = _describe(exc)
+    except OSError as exc:
+        response.error = f"connection error: {exc}"
+    finally:
+        if raw is not None:
+            # A body we stopped reading would poison a kept-alive connection: drop it instead.
+            if response.truncated or response.error:
+                raw.close()
+            raw.release_conn()
+        response.duration_ms = int((time.monotonic() - start) * 1000)
+    return response
+
+
+def _describe(exc: HTTPError) -> str:
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return f"timed out ({exc})"
+    if "SSL" in name:
+        return f"TLS error: {exc}"
+    if "NewConnection" in name or "MaxRetry" in name:
+        return f"could not connect: {exc}"
+    return f"{name}: {exc}"

@@ -1,0 +1,142 @@
+"""What happens after an attempt: the Attempt row, the delivery's next state, retries.
+
+Results are written in batches (one transaction for many attempts) because a row-at-a-time
+commit would cost more than the HTTP request itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import insert, update
+
+from dispatcher import clock, lifecycle, queues
+from dispatcher.claims import Claim
+from dispatcher.http import Response
+from portal.extensions import db
+from portal.ids import new_id
+from portal.models import Attempt, Delivery, Subscription
+
+
+@dataclass
+class Outcome:
+    """One finished attempt (`response`) or a delivery that could not be attempted."""
+
+    claim: Claim
+    request_headers: dict[str, str]
+    response: Response | None = None
+    cancel_reason: str | None = None
+
+
+def retry_delay(
+    schedule: list[int], attempt_number: int, retry_after: float | None
+) -> float | None:
+    """Seconds until the next automatic attempt, or None when the schedule is used up.
+
+    `attempt_number` is the attempt that just failed (1-based). A Retry-After from the
+    receiver can only push the retry later, and never past the schedule's longest delay.
+    """
+    if attempt_number > len(schedule):
+        return None
+    delay = float(schedule[attempt_number - 1])
+    if retry_after is not None:
+        delay = min(max(delay, retry_after), float(max(schedule)))
+    return delay
+
+
+def _next_state(outcome: Outcome, schedule: list[int], now: datetime) -> dict:
+    claim, response = outcome.claim, outcome.response
+    state = {
+        "id": claim.id,
+        "status": "failed",
+        "attempt_count": claim.attempt_number,
+        "next_attempt_at": None,
+        "next_trigger": "auto",
+        "lease_expires_at": None,
+        "last_response_status": response.status,
+        "last_attempt_at": response.started_at,
+        "updated_at": now,
+    }
+    if response.succeeded:
+        state["status"] = "succeeded"
+    elif claim.trigger == "auto" and response.status != 410:
+        delay = retry_delay(schedule, claim.attempt_number, response.retry_after)
+        if delay is not None:
+            state["status"] = "pending"
+            state["next_attempt_at"] = now + timedelta(seconds=delay)
+    return state
+
+
+def record(outcomes: list[Outcome]) -> None:
+    """Write attempts and new delivery states in one transaction, then schedule retries."""
+    if not outcomes:
+        return
+    now = clock.now()
+    schedule = current_app.config["HOOKLINE_RETRY_SCHEDULE"]
+    attempted = [o for o in outcomes if o.response is not None]
+    cancelled = [o for o in outcomes if o.response is None]
+    states: list[dict] = []
+
+    if attempted:
+        db.session.execute(
+            insert(Attempt),
+            [
+                {
+                    "id": new_id("attempt"),
+                    "tenant_id": o.claim.tenant_id,
+                    "delivery_id": o.claim.id,
+                    "number": o.claim.attempt_number,
+                    "trigger": o.claim.trigger,
+                    "started_at": o.response.started_at,
+                    "duration_ms": o.response.duration_ms,
+                    "request_headers": o.request_headers,
+                    "response_status": o.response.status,
+                    "response_headers": o.response.headers,
+                    "response_body": o.response.body,
+                    "response_truncated": o.response.truncated,
+                    "error": o.response.error,
+                }
+                for o in attempted
+            ],
+        )
+        states = [_next_state(o, schedule, now) for o in attempted]
+        db.session.execute(update(Delivery), states)
+        _update_health(attempted, now)
+    for o in cancelled:
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.id == o.claim.id)
+            .values(status="cancelled", lease_expires_at=None, next_attempt_at=None, updated_at=now)
+        )
+    for o in attempted:
+        if o.response.status == 410 and not o.claim.is_test:
+            subscription = db.session.get(Subscription, o.claim.subscription_id)
+            if subscription is not None and subscription.is_active:
+                lifecycle.disable(subscription, "The endpoint answered 410 Gone.")
+    db.session.commit()
+
+    for when in sorted({s["next_attempt_at"] for s in states if s["next_attempt_at"]}):
+        queues.schedule_drain(when)
+
+
+def _update_health(attempted: list[Outcome], now: datetime) -> None:
+    """Track each endpoint's last success and how long it has failed (tests do not count)."""
+    real = [o for o in attempted if not o.claim.is_test]
+    succeeded = {o.claim.subscription_id for o in real if o.response.succeeded}
+    failed = {o.claim.subscription_id for o in real if not o.response.succeeded} - succeeded
+    if succeeded:
+        db.session.execute(
+            update(Subscription)
+            .where(Subscription.id.in_(succeeded))
+            .values(last_success_at=now, failing_since=None)
+            .execution_options(synchronize_session=False)
+        )
+    if failed:
+        db.session.execute(
+            update(Subscription)
+            .where(Subscription.id.in_(failed), Subscription.failing_since.is_(None))
+            .values(failing_since=now)
+            .execution_options(synchronize_session=False)
+        )

@@ -1,0 +1,184 @@
+"""`publish()`: the one call internal modules make, inside their own transaction.
+
+The event and its deliveries are rows in the caller's transaction (a transactional outbox). Only
+when that transaction commits is a drain job enqueued; a rollback leaves no row and no job. If
+Redis is down at that moment the rows still stand, and the sweeper enqueues them later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+import jsonschema
+from flask import current_app, has_app_context
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert, or_, select
+from sqlalchemy.orm import Session
+
+from dispatcher import clock, queues
+from dispatcher.errors import (
+    ArchivedEventType,
+    IdempotencyConflict,
+    InvalidPayload,
+    PayloadTooLarge,
+    UnknownEventType,
+)
+from dispatcher.filters import matches
+from portal import extensions
+from portal.models import Delivery, Event, EventType, Subscription
+
+log = logging.getLogger(__name__)
+
+_KICKS = "hookline_kicks"
+
+
+def encode_data(data: Any, max_bytes: int) -> bytes:
+    """The data as compact JSON, or PublishError when it is not a JSON object or is too big."""
+    if not isinstance(data, dict):
+        raise InvalidPayload("data must be a JSON object")
+    try:
+        encoded = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidPayload(f"data cannot be encoded as JSON: {exc}") from None
+    raw = _utf8(encoded)
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"data is {len(raw)} bytes; the limit is {max_bytes} bytes")
+    return raw
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPayload("data contains text that is not valid Unicode") from None
+
+
+def fingerprint(event_type: str, data: Any) -> str:
+    """A stable hash of what was published, to tell a true repeat from a reused key."""
+    canonical = json.dumps([event_type, data], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def find_event_type(session: Session, tenant_id: str, name: str) -> EventType | None:
+    """The tenant's custom type of that name, else the standard one."""
+    candidates = session.scalars(
+        select(EventType).where(
+            EventType.name == name,
+            or_(EventType.tenant_id == tenant_id, EventType.tenant_id.is_(None)),
+        )
+    ).all()
+    custom = [c for c in candidates if c.tenant_id is not None]
+    return (custom or candidates or [None])[0]
+
+
+def validate(session: Session, tenant_id: str, event_type: str, data: Any) -> None:
+    """Raise a PublishError subclass unless the tenant may publish `data` as `event_type`."""
+    if not isinstance(event_type, str) or not event_type:
+        raise UnknownEventType("the event type must be a non-empty string")
+    encode_data(data, current_app.config["HOOKLINE_MAX_PAYLOAD_BYTES"])
+    found = find_event_type(session, tenant_id, event_type)
+    if found is None:
+        raise UnknownEventType(f"unknown event type {event_type!r}")
+    if found.archived:
+        raise ArchivedEventType(f"event type {event_type!r} is archived")
+    if found.schema:
+        try:
+            jsonschema.validate(data, found.schema)
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(part) for part in exc.absolute_path) or "(root)"
+            raise InvalidPayload(
+                f"data does not match the schema of {event_type!r} at {where}: {exc.message}"
+            ) from None
+        except jsonschema.SchemaError:
+            log.error("event type %s has an invalid JSON Schema; skipping validation", event_type)
+
+
+def publish(
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    tenant_id: str,
+    idempotency_key: str | None = None,
+    db: Session | None = None,
+) -> Event:
+    """Record an event and one delivery per active subscription that wants it.
+
+    The rows go into the caller's session (`db`, or Flask-SQLAlchemy's) and never commit by
+    themselves: the caller's commit is what publishes, and the drain job is enqueued after it.
+    A rollback leaves nothing. Raises a PublishError subclass, having written nothing, when the
+    event is refused.
+    """
+    session = db if db is not None else extensions.db.session()
+    validate(session, tenant_id, event_type, data)
+    digest = fingerprint(event_type, data)
+
+    if idempotency_key is not None:
+        existing = session.scalar(
+            select(Event).where(
+                Event.tenant_id == tenant_id, Event.idempotency_key == idempotency_key
+            )
+        )
+        if existing is not None:
+            if existing.fingerprint != digest:
+                raise IdempotencyConflict(
+                    f"idempotency key {idempotency_key!r} was already used for a different event"
+                )
+            return existing
+
+    event = Event(
+        tenant_id=tenant_id,
+        type=event_type,
+        data=data,
+        idempotency_key=idempotency_key,
+        fingerprint=digest,
+        created_at=clock.now(),
+    )
+    session.add(event)
+    session.flush()
+    subscriptions = session.execute(
+        select(Subscription.id, Subscription.events).where(
+            Subscription.tenant_id == tenant_id, Subscription.is_active.is_(True)
+        )
+    ).all()
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "event_id": event.id,
+            "subscription_id": sub_id,
+            "event_type": event_type,
+            "next_attempt_at": event.created_at,
+            "created_at": event.created_at,
+            "updated_at": event.created_at,
+        }
+        for sub_id, event_filter in subscriptions
+        if matches(event_filter or [], event_type)
+    ]
+    if rows:
+        session.execute(insert(Delivery), rows)
+        request_drain(session)
+    return event
+
+
+def request_drain(session: Session, priority: bool = False) -> None:
+    """Enqueue a drain job once `session` commits (never before, never after a rollback)."""
+    session.info.setdefault(_KICKS, set()).add(priority)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _kick_after_commit(session: Session) -> None:
+    kicks = session.info.pop(_KICKS, None)
+    if not kicks:
+        return
+    if not has_app_context():
+        log.warning("committed deliveries outside an app context; the sweeper will send them")
+        return
+    for priority in sorted(kicks):
+        queues.kick(priority)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_KICKS, None)

@@ -1,0 +1,62 @@
+"""`flask worker`: an RQ worker with its scheduler, periodic maintenance, and reconnection.
+
+RQ's own loop retries a lost connection while it waits for a job, but gives up if Redis goes
+away while it records one. This loop starts a fresh RQ worker whenever that happens, so a
+Redis restart needs no operator (the failure of Svix issue #1844).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import redis
+from flask import Flask, current_app
+from rq import SimpleWorker
+
+from dispatcher import maintenance, queues
+from dispatcher.connection import get_redis
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_LOCK = "hookline:maintenance-lock"
+
+
+def _maintenance_loop(app: Flask, stop: threading.Event) -> None:
+    """Run the periodic jobs every sweep interval, one worker in the fleet at a time."""
+    interval = app.config["HOOKLINE_SWEEP_INTERVAL"]
+    while not stop.wait(interval):
+        with app.app_context():
+            try:
+                lock = f"{app.config['HOOKLINE_QUEUE_PREFIX']}:{MAINTENANCE_LOCK}"
+                if get_redis().set(lock, "1", nx=True, ex=max(1, interval - 1) or 1):
+                    maintenance.run_all()
+            except Exception:  # keep the loop alive through Redis or database outages
+                log.exception("periodic maintenance failed; trying again in %s s", interval)
+
+
+def run(queue_names: list[str] | None = None, burst: bool = False) -> None:
+    """Work the delivery queues until stopped (or, with `burst`, until they are empty)."""
+    app = current_app._get_current_object()
+    names = queue_names or queues.worker_queue_names()
+    stop = threading.Event()
+    if not burst:
+        threading.Thread(
+            target=_maintenance_loop, args=(app, stop), name="hookline-maintenance", daemon=True
+        ).start()
+    backoff = 1.0
+    try:
+        while True:
+            try:
+                worker = SimpleWorker(names, connection=get_redis())
+                worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+                if burst or worker._stop_requested:
+                    return
+                log.warning("the RQ worker stopped on an error; starting a new one")
+            except redis.RedisError as exc:
+                log.warning("Redis is unreachable (%s); retrying in %.0f s", exc, backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+    finally:
+        stop.set()

@@ -1,0 +1,44 @@
+"""Hookline's Flask application: the portal, the JSON API and the CLI around the dispatcher."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+import dispatcher
+from portal import database  # noqa: F401  (registers the SQLite engine hooks)
+from portal.config import load_config
+from portal.extensions import csrf, db, login_manager, migrate
+
+__version__ = "0.1.0"
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: settings from the environment, then `config` overrides (tests use it)."""
+    from portal import cli, health  # here, so `import dispatcher` alone does not pull them in
+
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.from_mapping(load_config(os.environ, Path(app.instance_path)))
+    if config:
+        app.config.update(config)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    dispatcher.init_app(app)
+
+    app.register_blueprint(health.bp)
+    cli.init_app(app)
+    return app

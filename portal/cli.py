@@ -1,0 +1,163 @@
+"""Flask CLI commands (`flask tenants create`, `flask worker`, …); names are a stable contract."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from dispatcher import maintenance
+from dispatcher import worker as dispatcher_worker
+from dispatcher.errors import PublishError
+from dispatcher.publishing import publish
+from portal.extensions import db
+from portal.services import NotFound, ServiceError, accounts, event_types
+from portal.services import subscriptions as subscription_service
+
+tenants_cli = AppGroup("tenants", help="Manage tenants.")
+users_cli = AppGroup("users", help="Manage tenant admins.")
+api_keys_cli = AppGroup("api-keys", help="Manage API keys.")
+events_cli = AppGroup("events", help="Publish events.")
+demo_cli = AppGroup("demo", help="Demo data for `make run`.")
+catalog_cli = AppGroup("event-types", help="The event-type catalog.")
+
+DEMO_TENANT = "Demo Tenant"
+DEMO_EMAIL = "admin@demo.hookline.test"
+DEMO_PASSWORD = "hookline-demo"
+
+
+def _fail(message: str) -> None:
+    db.session.rollback()
+    raise click.ClickException(message)
+
+
+@tenants_cli.command("create")
+@click.argument("name")
+def create_tenant(name: str) -> None:
+    """Create a tenant; prints its id as the last line."""
+    try:
+        tenant = accounts.create_tenant(name)
+    except ServiceError as exc:
+        _fail(exc.message)
+    db.session.commit()
+    click.echo(tenant.id)
+
+
+@users_cli.command("create")
+@click.option("--tenant", "tenant_id", required=True, help="The tenant's id.")
+@click.option("--password", required=True, help="At least 8 characters.")
+@click.argument("email")
+def create_user(tenant_id: str, password: str, email: str) -> None:
+    """Create a tenant admin who can sign in to the portal."""
+    try:
+        user = accounts.create_user(tenant_id, email, password)
+    except (ServiceError, NotFound) as exc:
+        _fail(str(exc))
+    db.session.commit()
+    click.echo(user.id)
+
+
+@api_keys_cli.command("create")
+@click.option("--tenant", "tenant_id", required=True, help="The tenant's id.")
+@click.option("--name", default="default", show_default=True)
+def create_api_key(tenant_id: str, name: str) -> None:
+    """Create an API key; prints the key (shown only once) as the last line."""
+    try:
+        row, key = accounts.create_api_key(tenant_id, name)
+    except (ServiceError, NotFound) as exc:
+        _fail(str(exc))
+    db.session.commit()
+    click.echo(f"created {row.prefix}… ({row.id}); store this key now, it is not shown again:")
+    click.echo(key)
+
+
+@events_cli.command("publish")
+@click.option("--tenant", "tenant_id", required=True, help="The tenant's id.")
+@click.option("--idempotency-key", default=None)
+@click.argument("event_type")
+@click.argument("data")
+def publish_event(tenant_id: str, idempotency_key: str | None, event_type: str, data: str) -> None:
+    """Publish an event from the shell; prints its id."""
+    try:
+        accounts.get_tenant(tenant_id)
+        payload = json.loads(data)
+        event = publish(event_type, payload, tenant_id=tenant_id, idempotency_key=idempotency_key)
+        db.session.commit()
+    except json.JSONDecodeError as exc:
+        _fail(f"DATA is not valid JSON: {exc}")
+    except (PublishError, NotFound) as exc:
+        _fail(str(exc))
+    click.echo(event.id)
+
+
+@catalog_cli.command("sync")
+def sync_catalog() -> None:
+    """Add or update the standard event types (idempotent)."""
+    changed = event_types.sync_standard_types()
+    db.session.commit()
+    click.echo(f"{changed} event types added or updated")
+
+
+@demo_cli.command("seed")
+@click.option("--endpoint-url", default=None, help="Add a demo endpoint pointing here.")
+def demo_seed(endpoint_url: str | None) -> None:
+    """Create the demo tenant and admin (and an endpoint); safe to run again."""
+    from sqlalchemy import select
+
+    from portal.models import Subscription, Tenant, User
+
+    event_types.sync_standard_types()
+    user = db.session.scalar(select(User).where(User.email == DEMO_EMAIL))
+    if user is None:
+        tenant = db.session.scalar(select(Tenant).where(Tenant.name == DEMO_TENANT))
+        tenant = tenant or accounts.create_tenant(DEMO_TENANT)
+        user = accounts.create_user(tenant.id, DEMO_EMAIL, DEMO_PASSWORD)
+    tenant_id = user.tenant_id
+    if endpoint_url and not db.session.scalar(
+        select(Subscription.id).where(Subscription.tenant_id == tenant_id)
+    ):
+        try:
+            subscription_service.create(
+                tenant_id, url=endpoint_url, events=["*"], description="Demo receiver"
+            )
+        except ServiceError as exc:
+            _fail(f"demo endpoint: {exc.message}")
+    db.session.commit()
+    click.echo(f"tenant: {tenant_id}")
+    click.echo(f"login:  {DEMO_EMAIL} / {DEMO_PASSWORD}")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--queues", "queue_names", multiple=True, help="Queue names (default: all).")
+def worker_command(burst: bool, queue_names: tuple[str, ...]) -> None:
+    """Run an RQ worker with its scheduler and the periodic maintenance."""
+    dispatcher_worker.run(list(queue_names) or None, burst=burst)
+
+
+@click.command("maintenance")
+def maintenance_command() -> None:
+    """Run the periodic jobs once: sweep, auto-disable, prune."""
+    report = maintenance.run_all()
+    click.echo(
+        f"swept: {'drain enqueued' if report.kicked else 'nothing due'}; "
+        f"disabled endpoints: {report.disabled}; pruned attempts: {report.pruned_attempts}, "
+        f"deliveries: {report.pruned_deliveries}, events: {report.pruned_events}"
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Register the commands on `app`."""
+    for command in (
+        tenants_cli,
+        users_cli,
+        api_keys_cli,
+        events_cli,
+        demo_cli,
+        catalog_cli,
+        worker_command,
+        maintenance_command,
+    ):
+        app.cli.add_command(command)

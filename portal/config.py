@@ -1,0 +1,159 @@
+"""Settings read from the environment, with defaults that suit `make run`.
+
+Every setting has an environment variable (see README.md); tests pass overrides as a dict to
+`create_app(config)`. Development keys are generated once and kept under instance/ so a second
+`make run` can still decrypt what the first one stored.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+
+
+class ConfigError(RuntimeError):
+    """The environment cannot make a working app (a production setting is missing or invalid)."""
+
+
+def parse_bool(value: str | None, default: bool) -> bool:
+    """Read a boolean setting: 1/true/yes/on or 0/false/no/off."""
+    if value is None or value.strip() == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"expected a boolean (true/false), got {value!r}")
+
+
+def parse_int(name: str, value: str | None, default: int, minimum: int = 0) -> int:
+    """Read a whole-number setting no smaller than `minimum`."""
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def parse_schedule(value: str | None) -> list[int]:
+    """Read HOOKLINE_RETRY_SCHEDULE: comma-separated seconds before each retry (may be empty)."""
+    if value is None:
+        return [300, 3600, 21600]
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    try:
+        schedule = [int(part) for part in parts]
+    except ValueError:
+        raise ConfigError(
+            f"HOOKLINE_RETRY_SCHEDULE must be comma-separated seconds, got {value!r}"
+        ) from None
+    if any(seconds < 0 for seconds in schedule):
+        raise ConfigError("HOOKLINE_RETRY_SCHEDULE must not contain negative delays")
+    return schedule
+
+
+def _persisted_key(instance_path: Path, filename: str, make: Any) -> str:
+    """Return the key kept in instance/<filename>, generating it on first use."""
+    path = instance_path / filename
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = make()
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, Any]:
+    """Build the app's settings from `environ`, refusing an unsafe production setup."""
+    env = environ.get("HOOKLINE_ENV", "development").strip().lower() or "development"
+    if env not in {"development", "production"}:
+        raise ConfigError(f"HOOKLINE_ENV must be 'development' or 'production', got {env!r}")
+    production = env == "production"
+    if production:
+        missing = [
+            name
+            for name in ("SECRET_KEY", "HOOKLINE_ENCRYPTION_KEY", "DATABASE_URL")
+            if not environ.get(name)
+        ]
+        if missing:
+            raise ConfigError(
+                "HOOKLINE_ENV=production needs these environment variables set: "
+                + ", ".join(missing)
+            )
+
+    secret_key = environ.get("SECRET_KEY") or _persisted_key(
+        instance_path, "secret_key", lambda: secrets.token_hex(32)
+    )
+    encryption_key = environ.get("HOOKLINE_ENCRYPTION_KEY") or _persisted_key(
+        instance_path, "encryption_key", lambda: Fernet.generate_key().decode()
+    )
+    try:
+        Fernet(encryption_key.encode())
+    except (ValueError, TypeError):
+        raise ConfigError(
+            "HOOKLINE_ENCRYPTION_KEY must be a Fernet key (32 url-safe base64-encoded bytes); "
+            'make one with: python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())"'
+        ) from None
+
+    database_url = environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'hookline.db'}"
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql://" + database_url[len("postgres://") :]
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+
+    return {
+        "HOOKLINE_ENV": env,
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": environ.get("REDIS_URL") or None,
+        "HOOKLINE_EMBEDDED_REDIS_PATH": str(instance_path / "redis.db"),
+        "HOOKLINE_ENCRYPTION_KEY": encryption_key,
+        "HOOKLINE_RETRY_SCHEDULE": parse_schedule(environ.get("HOOKLINE_RETRY_SCHEDULE")),
+        "HOOKLINE_DELIVERY_TIMEOUT": parse_int(
+            "HOOKLINE_DELIVERY_TIMEOUT", environ.get("HOOKLINE_DELIVERY_TIMEOUT"), 15, minimum=1
+        ),
+        "HOOKLINE_CONNECT_TIMEOUT": 5,
+        "HOOKLINE_ALLOW_PRIVATE_TARGETS": parse_bool(
+            environ.get("HOOKLINE_ALLOW_PRIVATE_TARGETS"), default=not production
+        ),
+        "HOOKLINE_HTTPS_ONLY": production,
+        "HOOKLINE_MAX_PAYLOAD_BYTES": parse_int(
+            "HOOKLINE_MAX_PAYLOAD_BYTES", environ.get("HOOKLINE_MAX_PAYLOAD_BYTES"), 262144, 1
+        ),
+        "HOOKLINE_RETENTION_DAYS": parse_int(
+            "HOOKLINE_RETENTION_DAYS", environ.get("HOOKLINE_RETENTION_DAYS"), 30, minimum=1
+        ),
+        "HOOKLINE_DISABLE_AFTER_SECONDS": parse_int(
+            "HOOKLINE_DISABLE_AFTER_SECONDS",
+            environ.get("HOOKLINE_DISABLE_AFTER_SECONDS"),
+            432000,
+            minimum=60,
+        ),
+        "HOOKLINE_WORKER_CONCURRENCY": parse_int(
+            "HOOKLINE_WORKER_CONCURRENCY", environ.get("HOOKLINE_WORKER_CONCURRENCY"), 32, 1
+        ),
+        "HOOKLINE_ENDPOINT_CONCURRENCY": parse_int(
+            "HOOKLINE_ENDPOINT_CONCURRENCY", environ.get("HOOKLINE_ENDPOINT_CONCURRENCY"), 4, 1
+        ),
+        "HOOKLINE_DRAIN_BUDGET": 10,
+        "HOOKLINE_SWEEP_INTERVAL": parse_int(
+            "HOOKLINE_SWEEP_INTERVAL", environ.get("HOOKLINE_SWEEP_INTERVAL"), 15, minimum=1
+        ),
+        "HOOKLINE_QUEUE_PREFIX": environ.get("HOOKLINE_QUEUE_PREFIX", "hookline"),
+        "SESSION_COOKIE_SECURE": production,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": production,
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    }

@@ -1,0 +1,136 @@
+"""Event types, endpoints (subscriptions), events, deliveries and their attempts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.extensions import db
+from portal.ids import id_factory
+from portal.models.types import UTCDateTime, utcnow
+
+
+class EventType(db.Model):
+    """A catalog entry. Standard types have no tenant; custom types belong to one."""
+
+    __tablename__ = "event_types"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_event_types_tenant_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=id_factory("event_type"))
+    tenant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    group: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    example: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    schema: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Subscription(db.Model):
+    """Where a tenant's events go (an "endpoint" in the portal)."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (Index("ix_subscriptions_tenant_id_id", "tenant_id", "id"),)
+
+    id: Mapped[str] = mapped_column(
+        String(32), primary_key=True, default=id_factory("subscription")
+    )
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    rate_limit: Mapped[int | None] = mapped_column(Integer)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Fernet token of a JSON list of {"secret", "expires_at"}; the first entry is the primary.
+    secrets_encrypted: Mapped[str] = mapped_column(Text)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Event(db.Model):
+    """Something that happened in a tenant, published once and delivered to many endpoints."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_events_tenant_idempotency"),
+        Index("ix_events_tenant_id_id", "tenant_id", "id"),
+        Index("ix_events_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=id_factory("event"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(200))
+    data: Mapped[Any] = mapped_column(JSON)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # SHA-256 of the canonical (type, data) so a reused key with another body can be refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Delivery(db.Model):
+    """One event on its way to one subscription; the database row is the source of truth."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_tenant_id_id", "tenant_id", "id"),
+        Index("ix_deliveries_tenant_status_id", "tenant_id", "status", "id"),
+        Index("ix_deliveries_status_next_attempt", "status", "next_attempt_at"),
+        Index("ix_deliveries_subscription_status", "subscription_id", "status"),
+        Index("ix_deliveries_event", "event_id"),
+        Index("ix_deliveries_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=id_factory("delivery"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    priority: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_test: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The trigger of the next attempt: auto, manual or test.
+    next_trigger: Mapped[str] = mapped_column(String(16), default="auto")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A worker holds the delivery until this time; an expired lease means the worker died.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_response_status: Mapped[int | None] = mapped_column(Integer)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Attempt(db.Model):
+    """One HTTP try of a delivery, recorded by the worker that made it."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (
+        Index("ix_attempts_delivery_number", "delivery_id", "number"),
+        Index("ix_attempts_tenant_started", "tenant_id", "started_at"),
+        Index("ix_attempts_started_at", "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=id_factory("attempt"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    trigger: Mapped[str] = mapped_column(String(16), default="auto")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    request_headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    response_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,125 @@
+"""Tenants, tenant admins and API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from dispatcher import clock
+from portal.extensions import db
+from portal.models import ApiKey, Tenant, User
+from portal.services import NotFound, ServiceError
+
+API_KEY_PREFIX = "hl_"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD_LENGTH = 8
+
+
+def _clean_name(value: str, what: str, limit: int = 200) -> str:
+    name = (value or "").strip()
+    if not name:
+        raise ServiceError(f"the {what} must not be empty", field="name")
+    if len(name) > limit:
+        raise ServiceError(f"the {what} must be at most {limit} characters", field="name")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise ServiceError(f"the {what} must not contain control characters", field="name")
+    return name
+
+
+def create_tenant(name: str) -> Tenant:
+    """A new tenant (the caller commits)."""
+    tenant = Tenant(name=_clean_name(name, "tenant name"))
+    db.session.add(tenant)
+    db.session.flush()
+    return tenant
+
+
+def get_tenant(tenant_id: str) -> Tenant:
+    """The tenant with that id, or NotFound."""
+    tenant = db.session.get(Tenant, tenant_id) if tenant_id else None
+    if tenant is None:
+        raise NotFound(f"no tenant {tenant_id!r}")
+    return tenant
+
+
+def create_user(tenant_id: str, email: str, password: str) -> User:
+    """A tenant admin who can sign in to the portal (the caller commits)."""
+    get_tenant(tenant_id)
+    email = (email or "").strip().lower()
+    if not _EMAIL.match(email) or len(email) > 320:
+        raise ServiceError("enter a valid email address", field="email")
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise ServiceError(
+            f"the password must be at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
+    if db.session.scalar(select(User.id).where(User.email == email)):
+        raise ServiceError("a user with that email already exists", field="email")
+    user = User(tenant_id=tenant_id, email=email, password_hash=generate_password_hash(password))
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user with these credentials, or None (the same answer for any mismatch)."""
+    user = db.session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    if user is None:
+        check_password_hash(generate_password_hash("timing"), password or "")
+        return None
+    return user if check_password_hash(user.password_hash, password or "") else None
+
+
+def hash_api_key(key: str) -> str:
+    """How an API key is stored: its SHA-256 (keys are long random strings, so no salt)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(tenant_id: str, name: str = "default") -> tuple[ApiKey, str]:
+    """A new API key; returns the row and the key itself, which is shown only this once."""
+    get_tenant(tenant_id)
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey(
+        tenant_id=tenant_id,
+        name=_clean_name(name, "key name"),
+        prefix=key[:10],
+        key_hash=hash_api_key(key),
+    )
+    db.session.add(row)
+    db.session.flush()
+    return row, key
+
+
+def api_key_for(key: str) -> ApiKey | None:
+    """The live API key matching `key`, stamping its last use; None if unknown or revoked."""
+    if not key or not key.startswith(API_KEY_PREFIX) or len(key) > 200:
+        return None
+    digest = hash_api_key(key)
+    row = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
+        return None
+    row.last_used_at = clock.now()
+    return row
+
+
+def list_api_keys(tenant_id: str) -> list[ApiKey]:
+    """The tenant's API keys, newest first."""
+    return list(
+        db.session.scalars(
+            select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at.desc())
+        )
+    )
+
+
+def revoke_api_key(tenant_id: str, key_id: str) -> ApiKey:
+    """Revoke one of the tenant's keys; it stops working at once."""
+    row = db.session.get(ApiKey, key_id)
+    if row is None or row.tenant_id != tenant_id:
+        raise NotFound(f"no API key {key_id!r}")
+    if row.revoked_at is None:
+        row.revoked_at = clock.now()
+    return row

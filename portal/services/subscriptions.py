@@ -1,0 +1,253 @@
+"""Endpoints (subscriptions): their rules, shared by the portal, the API and the CLI."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from dispatcher import actions, clock, lifecycle, signing
+from dispatcher.errors import InvalidSecret, TargetRefused, UnknownEventType
+from dispatcher.message import is_reserved_header
+from dispatcher.ssrf import check_target
+from portal.extensions import db
+from portal.models import Delivery, Subscription
+from portal.services import NotFound, ServiceError
+from portal.services.event_types import known_names
+
+MAX_HEADERS = 20
+MAX_HEADER_VALUE = 1000
+MAX_DESCRIPTION = 500
+MAX_FILTER_ENTRIES = 500
+DEFAULT_GRACE = timedelta(hours=24)
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$")
+
+
+def check_url(url: Any) -> str:
+    """The URL, if Hookline may send to it under the current settings."""
+    if not isinstance(url, str):
+        raise ServiceError("the URL must be a string", field="url")
+    try:
+        check_target(
+            url.strip(),
+            allow_private=current_app.config["HOOKLINE_ALLOW_PRIVATE_TARGETS"],
+            https_only=current_app.config["HOOKLINE_HTTPS_ONLY"],
+        )
+    except TargetRefused as exc:
+        raise ServiceError(str(exc), field="url", code="url_refused") from None
+    return url.strip()
+
+
+def check_filter(tenant_id: str, events: Any) -> list[str]:
+    """An event filter: known type names, `group.*` for a known group, or `*`."""
+    if not isinstance(events, list) or not events:
+        raise ServiceError("choose at least one event type (or '*' for all)", field="events")
+    if len(events) > MAX_FILTER_ENTRIES:
+        raise ServiceError(f"at most {MAX_FILTER_ENTRIES} event types", field="events")
+    names = known_names(tenant_id)
+    groups = {name.split(".", 1)[0] for name in names}
+    cleaned: list[str] = []
+    for entry in events:
+        if not isinstance(entry, str):
+            raise ServiceError("event types must be strings", field="events")
+        entry = entry.strip()
+        valid = entry == "*" or entry in names or (entry.endswith(".*") and entry[:-2] in groups)
+        if not valid:
+            raise ServiceError(f"unknown event type {entry!r}", field="events")
+        if entry not in cleaned:
+            cleaned.append(entry)
+    return cleaned
+
+
+def check_headers(headers: Any) -> dict[str, str]:
+    """Custom headers: valid names and values, none that Hookline sets itself."""
+    if headers is None:
+        return {}
+    if not isinstance(headers, dict):
+        raise ServiceError("headers must be an object of name: value", field="headers")
+    if len(headers) > MAX_HEADERS:
+        raise ServiceError(f"at most {MAX_HEADERS} custom headers", field="headers")
+    cleaned: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _TOKEN.match(name):
+            raise ServiceError(f"{name!r} is not a valid header name", field="headers")
+        if is_reserved_header(name):
+            raise ServiceError(f"the {name} header is set by Hookline", field="headers")
+        if not isinstance(value, str) or len(value) > MAX_HEADER_VALUE:
+            raise ServiceError(
+                f"the value of {name} must be text of at most {MAX_HEADER_VALUE} characters",
+                field="headers",
+            )
+        if any(ch in value for ch in "\r\n\0") or any(ord(ch) < 32 and ch != "\t" for ch in value):
+            raise ServiceError(
+                f"the value of {name} must not contain line breaks or control characters",
+                field="headers",
+            )
+        if name.lower() in {key.lower() for key in cleaned}:
+            raise ServiceError(f"the {name} header is given twice", field="headers")
+        cleaned[name] = value
+    return cleaned
+
+
+def check_description(description: Any) -> str:
+    """A short free-text description."""
+    if description is None:
+        return ""
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+        raise ServiceError(
+            f"the description must be text of at most {MAX_DESCRIPTION} characters",
+            field="description",
+        )
+    return description.strip()
+
+
+def _check_secret(secret: Any) -> str:
+    if secret is None:
+        return signing.generate_secret()
+    try:
+        signing.secret_key_bytes(secret)
+    except InvalidSecret as exc:
+        raise ServiceError(str(exc), field="secret") from None
+    return secret
+
+
+def get(tenant_id: str, subscription_id: str) -> Subscription:
+    """The tenant's subscription, or NotFound (also for another tenant's id)."""
+    row = (
+        db.session.get(Subscription, subscription_id) if isinstance(subscription_id, str) else None
+    )
+    if row is None or row.tenant_id != tenant_id:
+        raise NotFound(f"no endpoint {subscription_id!r}")
+    return row
+
+
+def list_for_tenant(
+    tenant_id: str, limit: int = 50, cursor: str | None = None
+) -> list[Subscription]:
+    """The tenant's subscriptions, newest first, `limit` after the `cursor` id."""
+    query = select(Subscription).where(Subscription.tenant_id == tenant_id)
+    if cursor:
+        query = query.where(Subscription.id < cursor)
+    return list(db.session.scalars(query.order_by(Subscription.id.desc()).limit(limit)))
+
+
+def create(
+    tenant_id: str,
+    *,
+    url: Any,
+    events: Any,
+    description: Any = None,
+    headers: Any = None,
+    secret: Any = None,
+) -> tuple[Subscription, str]:
+    """A new endpoint and its signing secret (returned this once; revealable later)."""
+    subscription = Subscription(
+        tenant_id=tenant_id,
+        url=check_url(url),
+        events=check_filter(tenant_id, events),
+        description=check_description(description),
+        headers=check_headers(headers),
+    )
+    plain = _check_secret(secret)
+    subscription.secrets_encrypted = signing.encrypt_secrets([signing.StoredSecret(plain)])
+    db.session.add(subscription)
+    db.session.flush()
+    return subscription, plain
+
+
+def update(tenant_id: str, subscription_id: str, changes: dict[str, Any]) -> Subscription:
+    """Change url, events, description, headers or is_active; each is checked like at create."""
+    subscription = get(tenant_id, subscription_id)
+    if "url" in changes:
+        subscription.url = check_url(changes["url"])
+    if "events" in changes:
+        subscription.events = check_filter(tenant_id, changes["events"])
+    if "description" in changes:
+        subscription.description = check_description(changes["description"])
+    if "headers" in changes:
+        subscription.headers = check_headers(changes["headers"])
+    if "is_active" in changes:
+        if not isinstance(changes["is_active"], bool):
+            raise ServiceError("is_active must be true or false", field="is_active")
+        set_active(tenant_id, subscription_id, changes["is_active"])
+    subscription.updated_at = clock.now()
+    db.session.flush()
+    return subscription
+
+
+def set_active(tenant_id: str, subscription_id: str, active: bool) -> Subscription:
+    """Enable or disable an endpoint by hand (disabling cancels what waits for it)."""
+    subscription = get(tenant_id, subscription_id)
+    if active and not subscription.is_active:
+        lifecycle.enable(subscription)
+    elif not active and subscription.is_active:
+        lifecycle.disable(subscription, "Disabled by an admin.")
+    db.session.flush()
+    return subscription
+
+
+def delete(tenant_id: str, subscription_id: str) -> None:
+    """Delete an endpoint with its delivery history."""
+    db.session.delete(get(tenant_id, subscription_id))
+    db.session.flush()
+
+
+def reveal_secret(tenant_id: str, subscription_id: str) -> str:
+    """The primary signing secret."""
+    subscription = get(tenant_id, subscription_id)
+    return signing.decrypt_secrets(subscription.secrets_encrypted)[0].secret
+
+
+def rotate_secret(
+    tenant_id: str, subscription_id: str, grace_seconds: Any = None
+) -> tuple[str, datetime | None]:
+    """Make a new primary secret; the old one keeps signing for the grace period (0–7 days).
+    Returns the new secret and when the previous one stops signing."""
+    subscription = get(tenant_id, subscription_id)
+    if grace_seconds is None:
+        grace = DEFAULT_GRACE
+    elif isinstance(grace_seconds, bool) or not isinstance(grace_seconds, int):
+        raise ServiceError(
+            "grace_period_seconds must be a whole number", field="grace_period_seconds"
+        )
+    elif not 0 <= grace_seconds <= int(signing.MAX_GRACE.total_seconds()):
+        raise ServiceError(
+            "grace_period_seconds must be between 0 and 604800 (7 days)",
+            field="grace_period_seconds",
+        )
+    else:
+        grace = timedelta(seconds=grace_seconds)
+    now = clock.now()
+    new_secret = signing.generate_secret()
+    stored = signing.rotated(
+        signing.decrypt_secrets(subscription.secrets_encrypted), new_secret, grace, now
+    )
+    subscription.secrets_encrypted = signing.encrypt_secrets(stored)
+    subscription.updated_at = now
+    db.session.flush()
+    previous = stored[1].expires_at if len(stored) > 1 else None
+    return new_secret, previous
+
+
+def send_test(tenant_id: str, subscription_id: str, event_type: Any = None) -> Delivery:
+    """Queue a test event for one endpoint (see dispatcher.actions.send_test)."""
+    subscription = get(tenant_id, subscription_id)
+    if event_type is not None and not isinstance(event_type, str):
+        raise ServiceError("event_type must be a string", field="event_type")
+    try:
+        return actions.send_test(subscription, event_type)
+    except UnknownEventType as exc:
+        raise ServiceError(str(exc), field="event_type") from None
+
+
+def recover(
+    tenant_id: str, subscription_id: str, since: datetime, until: datetime | None = None
+) -> int:
+    """Re-send the endpoint's failed deliveries created since `since`."""
+    subscription = get(tenant_id, subscription_id)
+    if since.tzinfo is None:
+        raise ServiceError("since must include a time zone", field="since")
+    return actions.recover(subscription, since, until)
