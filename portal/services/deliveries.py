@@ -1,0 +1,94 @@
+"""The delivery log: filtered listing, detail with attempts, and manual retry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from dispatcher import actions
+from portal.extensions import db
+from portal.models import Attempt, Delivery, Subscription
+from portal.services import NotFound, ServiceError
+from portal.services.paging import Page, fetch_page
+
+STATUSES = ("pending", "succeeded", "failed", "cancelled")
+
+
+def _check_time(value: datetime | None, field: str) -> datetime | None:
+    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+        raise ServiceError(f"{field} must be a date-time with a time zone", field=field)
+    return value
+
+
+def list_deliveries(
+    tenant_id: str,
+    *,
+    limit: int | None = None,
+    cursor: str | None = None,
+    status: str | None = None,
+    subscription_id: str | None = None,
+    event_type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[Delivery]:
+    """The tenant's deliveries, newest first, optionally filtered.
+
+    `status` is one of STATUSES; `since`/`until` bound the creation time (inclusive, aware
+    datetimes). An unknown or foreign `subscription_id` simply matches nothing. Raises
+    ServiceError (with `field`) for a bad filter, limit or cursor.
+    """
+    if status is not None and status not in STATUSES:
+        raise ServiceError(f"status must be one of {', '.join(STATUSES)}", field="status")
+    since = _check_time(since, "since")
+    until = _check_time(until, "until")
+    if since and until and since > until:
+        raise ServiceError("since must not be after until", field="since")
+    query = select(Delivery).where(Delivery.tenant_id == tenant_id)
+    if status:
+        query = query.where(Delivery.status == status)
+    if subscription_id:
+        query = query.where(Delivery.subscription_id == subscription_id)
+    if event_type:
+        query = query.where(Delivery.event_type == event_type)
+    if since:
+        query = query.where(Delivery.created_at >= since)
+    if until:
+        query = query.where(Delivery.created_at <= until)
+    return fetch_page(query, Delivery.id, limit, cursor)
+
+
+def get_delivery(tenant_id: str, delivery_id: str) -> Delivery:
+    """The tenant's delivery, or NotFound (also for another tenant's id)."""
+    delivery = db.session.get(Delivery, delivery_id) if isinstance(delivery_id, str) else None
+    if delivery is None or delivery.tenant_id != tenant_id:
+        raise NotFound(f"no delivery {delivery_id!r}")
+    return delivery
+
+
+def attempts_for(delivery: Delivery) -> list[Attempt]:
+    """Every attempt of one delivery, first to last."""
+    return list(
+        db.session.scalars(
+            select(Attempt)
+            .where(Attempt.delivery_id == delivery.id, Attempt.tenant_id == delivery.tenant_id)
+            .order_by(Attempt.number, Attempt.started_at)
+        )
+    )
+
+
+def retry_delivery(tenant_id: str, delivery_id: str) -> Delivery:
+    """Send a delivery again now, on the priority queue (the caller commits).
+
+    A finished delivery gets one manual attempt; a pending one stops waiting for its next
+    scheduled retry. Refused (code "endpoint_disabled") while its endpoint is disabled, since
+    the worker would only cancel it again.
+    """
+    delivery = get_delivery(tenant_id, delivery_id)
+    subscription = db.session.get(Subscription, delivery.subscription_id)
+    if subscription is None or not subscription.is_active:
+        raise ServiceError(
+            "the endpoint is disabled; enable it before retrying its deliveries",
+            code="endpoint_disabled",
+        )
+    return actions.retry(delivery)
