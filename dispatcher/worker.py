@@ -51,7 +51,8 @@ def run(queue_names: list[str] | None = None, burst: bool = False) -> None:
             try:
                 worker = SimpleWorker(names, connection=get_redis())
                 worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
-                if burst or worker._stop_requested:
+                # an idle worker's SIGTERM/SIGINT sets only the date (RQ raises StopRequested)
+                if burst or worker._stop_requested or worker._shutdown_requested_date:
                     return
                 log.warning("the RQ worker stopped on an error; starting a new one")
             except redis.RedisError as exc:
