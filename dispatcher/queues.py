@@ -9,7 +9,8 @@ which keeps a burst of publishes from flooding Redis with jobs.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 
 import redis
 from flask import current_app
@@ -71,11 +72,14 @@ def kick(priority: bool = False) -> bool:
 
 
 def schedule_drain(at: datetime) -> None:
-    """Enqueue a drain for `at` (a retry's time) on RQ's scheduler, one job per second."""
-    job_id = f"{queue_name()}-drain-at-{int(at.timestamp())}"
+    """Enqueue a drain for `at` (a retry's time) on RQ's scheduler, one job per second.
+
+    The job runs at the next whole second, never before the retry falls due."""
+    second = math.ceil(at.timestamp())
+    job_id = f"{queue_name()}-drain-at-{second}"
     try:
         get_queue().enqueue_at(
-            at,
+            datetime.fromtimestamp(second, UTC),
             DRAIN_JOB,
             False,
             job_id=job_id,

@@ -215,7 +215,7 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
         schema={
             "$schema": _DRAFT,
             "type": "object",
-            "required": ["invoice_id", "customer_id", "amount_paid", "currency", "paid_at"],
+            "required": ["invoice_id"],
             "properties": {
                 "invoice_id": {"type": "string", "pattern": "^inv_"},
                 "customer_id": {"type": "string", "pattern": "^cus_"},
@@ -277,7 +277,7 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
         schema={
             "$schema": _DRAFT,
             "type": "object",
-            "required": ["payment_id", "customer_id", "amount", "currency", "succeeded_at"],
+            "required": ["payment_id"],
             "properties": {
                 "payment_id": {"type": "string", "pattern": "^pay_"},
                 "customer_id": {"type": "string", "pattern": "^cus_"},
@@ -305,7 +305,7 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
         schema={
             "$schema": _DRAFT,
             "type": "object",
-            "required": ["payment_id", "customer_id", "amount", "currency", "failure_code"],
+            "required": ["payment_id"],
             "properties": {
                 "payment_id": {"type": "string", "pattern": "^pay_"},
                 "customer_id": {"type": "string", "pattern": "^cus_"},
@@ -372,7 +372,7 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
         schema={
             "$schema": _DRAFT,
             "type": "object",
-            "required": ["subscription_id", "customer_id", "plan_id", "status", "created_at"],
+            "required": ["subscription_id"],
             "properties": {
                 "subscription_id": {"type": "string", "pattern": "^sbn_"},
                 "customer_id": {"type": "string", "pattern": "^cus_"},
@@ -443,7 +443,7 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
         schema={
             "$schema": _DRAFT,
             "type": "object",
-            "required": ["subscription_id", "customer_id", "canceled_at"],
+            "required": ["subscription_id"],
             "properties": {
                 "subscription_id": {"type": "string", "pattern": "^sbn_"},
                 "customer_id": {"type": "string", "pattern": "^cus_"},
@@ -468,7 +468,7 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
         schema={
             "$schema": _DRAFT,
             "type": "object",
-            "required": ["customer_id", "email", "created_at"],
+            "required": ["customer_id"],
             "properties": {
                 "customer_id": {"type": "string", "pattern": "^cus_"},
                 "name": {"type": "string"},
@@ -510,7 +510,7 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
         schema={
             "$schema": _DRAFT,
             "type": "object",
-            "required": ["user_id", "email", "created_at"],
+            "required": ["user_id"],
             "properties": {
                 "user_id": {"type": "string", "pattern": "^usr_"},
                 "email": {"type": "string", "format": "email"},
@@ -624,7 +624,7 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
         schema={
             "$schema": _DRAFT,
             "type": "object",
-            "required": ["message_id", "to", "bounce_type", "bounced_at"],
+            "required": ["message_id"],
             "properties": {
                 "message_id": {"type": "string", "pattern": "^msg_"},
                 "to": {"type": "string", "format": "email"},
@@ -700,7 +700,7 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
         schema={
             "$schema": _DRAFT,
             "type": "object",
-            "required": ["file_id", "filename", "size_bytes", "uploaded_at"],
+            "required": ["file_id"],
             "properties": {
                 "file_id": {"type": "string", "pattern": "^file_"},
                 "filename": {"type": "string"},
@@ -812,7 +812,7 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
         schema={
             "$schema": _DRAFT,
             "type": "object",
-            "required": ["import_id", "rows_total", "rows_imported", "completed_at"],
+            "required": ["import_id"],
             "properties": {
                 "import_id": {"type": "string", "pattern": "^imp_"},
                 "rows_total": {"type": "integer", "minimum": 0},
@@ -941,7 +941,7 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
         schema={
             "$schema": _DRAFT,
             "type": "object",
-            "required": ["email", "ip_address", "reason", "attempted_at"],
+            "required": ["email"],
             "properties": {
                 "email": {"type": "string", "format": "email"},
                 "ip_address": {"type": "string"},
@@ -1067,7 +1067,7 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
         schema={
             "$schema": _DRAFT,
             "type": "object",
-            "required": ["ticket_id", "subject", "priority", "created_at"],
+            "required": ["ticket_id"],
             "properties": {
                 "ticket_id": {"type": "string", "pattern": "^tkt_"},
                 "customer_id": {"type": "string", "pattern": "^cus_"},

@@ -12,22 +12,16 @@ from sqlalchemy.engine import Engine
 def _configure_sqlite(dbapi_connection, connection_record) -> None:
     """Make SQLite safe for a web process and workers writing at once.
 
-    WAL lets readers run beside the writer; busy_timeout waits for the lock instead of failing;
-    taking transactions out of pysqlite's hands lets `_begin_immediate` take the write lock up
-    front, so a transaction never fails half-way when it upgrades from reading to writing.
+    WAL lets readers run beside the writer and busy_timeout makes a writer wait for the lock
+    instead of failing. pysqlite's default transaction handling is kept on purpose: it opens a
+    transaction only at the first write, so a session that has only read holds no lock and no
+    stale snapshot while a worker in another process writes.
     """
     if not isinstance(dbapi_connection, sqlite3.Connection):
         return
-    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-@event.listens_for(Engine, "begin")
-def _begin_immediate(connection) -> None:
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -122,10 +122,14 @@ def clock(monkeypatch):
 
 @pytest.fixture
 def run_worker(app):
-    """Run an RQ worker in this process until the queues are empty (with due scheduled jobs)."""
+    """Run an RQ worker in this process until the queues are empty (with due scheduled jobs).
+
+    It runs in an app context of its own, so it has its own database session, as a real
+    worker process would, and leaves the test's session alone."""
     from dispatcher import worker
 
     def run() -> None:
-        worker.run(burst=True)
+        with app.app_context():
+            worker.run(burst=True)
 
     return run

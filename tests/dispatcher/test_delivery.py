@@ -1,0 +1,179 @@
+"""The wire contract over real loopback HTTP, verified by the standard libraries."""
+
+from __future__ import annotations
+
+import json
+
+import svix.webhooks
+from sqlalchemy import select
+from standardwebhooks import Webhook
+
+from dispatcher import publish
+from portal.extensions import db
+from portal.models import Attempt, Delivery
+from tests.factories import make_subscription, make_tenant
+from tests.receiver import Reply
+
+
+def verify_both(secret: str, received) -> None:
+    """Every delivery must pass both standard verifiers unchanged."""
+    Webhook(secret).verify(received.body, received.headers)
+    svix.webhooks.Webhook(secret).verify(received.body, received.headers)
+
+
+def test_delivery_body_and_headers_follow_the_wire_contract(app, receiver, run_worker):
+    tenant = make_tenant()
+    _, secret = make_subscription(tenant.id, receiver.url(), events=["invoice.*"])
+    event = publish(
+        "invoice.created", {"invoice_id": "inv_123", "amount": 100.0}, tenant_id=tenant.id
+    )
+    event_id, created = event.id, event.created_at
+    db.session.commit()
+    run_worker()
+
+    (got,) = receiver.wait_for(1)
+    verify_both(secret, got)
+    assert (
+        got.body
+        == json.dumps(
+            {
+                "id": event_id,
+                "type": "invoice.created",
+                "timestamp": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "tenant_id": tenant.id,
+                "data": {"invoice_id": "inv_123", "amount": 100.0},
+            },
+            separators=(",", ":"),
+        ).encode()
+    )
+    headers = {k.lower(): v for k, v in got.headers.items()}
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"].startswith("Hookline/")
+    assert headers["webhook-id"] == headers["x-webhook-event-id"] == event_id
+    assert headers["webhook-timestamp"] == headers["x-webhook-timestamp"]
+    assert headers["webhook-signature"] == headers["x-webhook-signature"]
+    assert headers["webhook-signature"].startswith("v1,")
+    assert headers["x-webhook-event-type"] == "invoice.created"
+    assert headers["x-webhook-attempt"] == "1"
+
+
+def test_successful_delivery_is_recorded_with_its_attempt(app, receiver, run_worker):
+    tenant = make_tenant()
+    receiver.script("/hook", Reply(status=202, body=b'{"ok":true}', headers={"X-Seen": "1"}))
+    make_subscription(tenant.id, receiver.url())
+    publish("user.created", {"user_id": "usr_1", "email": "a@example.com"}, tenant_id=tenant.id)
+    db.session.commit()
+    run_worker()
+
+    delivery = db.session.scalar(select(Delivery))
+    assert delivery.status == "succeeded"
+    assert delivery.attempt_count == 1
+    assert delivery.last_response_status == 202
+    attempt = db.session.scalar(select(Attempt))
+    assert attempt.number == 1 and attempt.trigger == "auto"
+    assert attempt.response_status == 202
+    assert attempt.response_body == '{"ok":true}'
+    assert attempt.response_headers["X-Seen"] == "1"
+    assert attempt.request_headers["webhook-id"] == delivery.event_id
+    assert attempt.response_truncated is False
+    assert attempt.error is None
+
+
+def test_fan_out_reaches_every_matching_active_subscription_only(app, receiver, run_worker):
+    tenant = make_tenant()
+    other = make_tenant("Other")
+    _, s_all = make_subscription(tenant.id, receiver.url("/all"), events=["*"])
+    _, s_group = make_subscription(tenant.id, receiver.url("/group"), events=["invoice.*"])
+    _, s_name = make_subscription(tenant.id, receiver.url("/name"), events=["invoice.paid"])
+    make_subscription(tenant.id, receiver.url("/wrong"), events=["payment.*"])
+    make_subscription(other.id, receiver.url("/other-tenant"), events=["*"])
+    inactive, _ = make_subscription(tenant.id, receiver.url("/inactive"), events=["*"])
+    inactive.is_active = False
+    db.session.commit()
+
+    publish("invoice.paid", {"invoice_id": "inv_9"}, tenant_id=tenant.id)
+    db.session.commit()
+    run_worker()
+
+    receiver.wait_for(3)
+    paths = sorted(r.path for r in receiver.received())
+    assert paths == ["/all", "/group", "/name"]
+    for path, secret in (("/all", s_all), ("/group", s_group), ("/name", s_name)):
+        verify_both(secret, receiver.received(path)[0])
+
+
+def test_custom_headers_are_sent_but_cannot_override_ours(app, receiver, run_worker):
+    tenant = make_tenant()
+    sub, secret = make_subscription(tenant.id, receiver.url(), headers={"X-Team": "billing"})
+    # A header smuggled past validation (an old row, a direct DB edit) still cannot override.
+    sub.headers = {"X-Team": "billing", "webhook-id": "forged", "Content-Type": "text/plain"}
+    db.session.commit()
+    publish("invoice.paid", {"invoice_id": "inv_1"}, tenant_id=tenant.id)
+    db.session.commit()
+    run_worker()
+
+    (got,) = receiver.wait_for(1)
+    verify_both(secret, got)
+    assert got.headers["X-Team"] == "billing"
+    assert got.headers["webhook-id"] != "forged"
+    assert got.headers["Content-Type"] == "application/json"
+
+
+def test_large_response_body_is_truncated_at_16_kib_and_flagged(app, receiver, run_worker):
+    tenant = make_tenant()
+    receiver.script("/hook", Reply(status=500, body=b"x" * 100_000))
+    make_subscription(tenant.id, receiver.url())
+    publish("invoice.paid", {"invoice_id": "inv_1"}, tenant_id=tenant.id)
+    db.session.commit()
+    run_worker()
+
+    attempt = db.session.scalar(select(Attempt))
+    assert attempt.response_status == 500
+    assert attempt.response_truncated is True
+    assert len(attempt.response_body.encode()) == 16 * 1024
+
+
+def test_redirects_are_not_followed_and_count_as_failure(app, receiver, run_worker):
+    tenant = make_tenant()
+    receiver.script("/hook", Reply(status=302, headers={"Location": receiver.url("/elsewhere")}))
+    make_subscription(tenant.id, receiver.url())
+    publish("invoice.paid", {"invoice_id": "inv_1"}, tenant_id=tenant.id)
+    db.session.commit()
+    run_worker()
+
+    assert [r.path for r in receiver.received()] == ["/hook"]
+    delivery = db.session.scalar(select(Delivery))
+    assert delivery.status == "pending"  # waiting for its first retry
+    assert delivery.last_response_status == 302
+
+
+def test_unreachable_endpoint_records_the_connection_error(app, run_worker):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tenant = make_tenant()
+    make_subscription(tenant.id, f"http://127.0.0.1:{port}/closed")
+    publish("invoice.paid", {"invoice_id": "inv_1"}, tenant_id=tenant.id)
+    db.session.commit()
+    run_worker()
+
+    attempt = db.session.scalar(select(Attempt))
+    assert attempt.response_status is None
+    assert "connect" in attempt.error.lower()
+
+
+def test_slow_endpoint_hits_the_total_timeout(app, receiver, run_worker):
+    app.config["HOOKLINE_DELIVERY_TIMEOUT"] = 1
+    tenant = make_tenant()
+    receiver.script("/hook", Reply(delay=3))
+    make_subscription(tenant.id, receiver.url())
+    publish("invoice.paid", {"invoice_id": "inv_1"}, tenant_id=tenant.id)
+    db.session.commit()
+    run_worker()
+
+    attempt = db.session.scalar(select(Attempt))
+    assert attempt.response_status is None
+    assert "timed out" in attempt.error
+    assert attempt.duration_ms < 2500
