@@ -43,11 +43,21 @@ def check_cursor(cursor: str | None) -> str | None:
     """A cursor is an id we handed out; anything else is refused rather than silently ignored."""
     if cursor is None or cursor == "":
         return None
-    if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_LENGTH or not cursor.isascii():
+    if (
+        not isinstance(cursor, str)
+        or len(cursor) > MAX_CURSOR_LENGTH
+        or not (cursor.isascii() and cursor.isprintable())
+    ):
         raise ServiceError(
             "cursor is not valid; use next_cursor from a previous page", field="cursor"
         )
     return cursor
+
+
+def page_of_rows(rows: Sequence, limit: int) -> Page:
+    """A page from rows fetched with `limit + 1`, for services that return plain lists."""
+    items = list(rows[:limit])
+    return Page(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
 
 
 def fetch_page(query: Select, id_column, limit: int | None, cursor: str | None) -> Page:
@@ -57,6 +67,4 @@ def fetch_page(query: Select, id_column, limit: int | None, cursor: str | None) 
     if cursor is not None:
         query = query.where(id_column < cursor)
     rows: Sequence = db.session.scalars(query.order_by(id_column.desc()).limit(limit + 1)).all()
-    items = list(rows[:limit])
-    next_cursor = items[-1].id if len(rows) > limit else None
-    return Page(items=items, next_cursor=next_cursor)
+    return page_of_rows(rows, limit)

@@ -9,8 +9,7 @@ import pytest
 from dispatcher import clock as dispatcher_clock
 from portal.extensions import db
 from portal.models import Attempt, Event
-from portal.services import NotFound, ServiceError
-from portal.services import deliveries, events, stats
+from portal.services import NotFound, ServiceError, deliveries, events, stats
 from tests.factories import make_subscription, make_tenant
 
 

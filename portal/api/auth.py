@@ -1,0 +1,75 @@
+"""Bearer-key authentication and the body checks every API request passes before its view."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, Response, g, json, request
+from sqlalchemy import inspect
+
+from portal.api.errors import malformed_json, problem
+from portal.extensions import db
+from portal.services import accounts
+
+# last_used_at is kept to the minute: writing it on every request would make each read a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def current_tenant_id() -> str:
+    """The tenant whose API key authenticated this request."""
+    return g.hookline_tenant_id
+
+
+def _unauthorized(detail: str) -> Response:
+    return problem(
+        401,
+        "unauthorized",
+        "Authentication required",
+        detail,
+        headers={"WWW-Authenticate": 'Bearer realm="hookline"'},
+    )
+
+
+def authenticate() -> Response | None:
+    """Resolve `Authorization: Bearer <key>` to a tenant, or answer 401."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return _unauthorized("Send an API key as 'Authorization: Bearer <key>'.")
+    key = accounts.api_key_for(token)
+    if key is None:
+        return _unauthorized("The API key is not valid or has been revoked.")
+    g.hookline_tenant_id = key.tenant_id
+    history = inspect(key).attrs.last_used_at.history
+    previous = history.deleted[0] if history.deleted else None
+    if previous is None or key.last_used_at - previous >= LAST_USED_RESOLUTION:
+        db.session.commit()
+    return None
+
+
+def check_body() -> Response | None:
+    """A body must be JSON and parse (415 / 400); reading it enforces the size limit (413)."""
+    if request.method not in _BODY_METHODS:
+        return None
+    raw = request.get_data(cache=True)
+    if not raw:
+        return None
+    if not request.is_json:
+        return problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "Send the body as JSON with 'Content-Type: application/json'.",
+        )
+    try:
+        json.loads(raw)
+    except (ValueError, RecursionError):
+        return malformed_json()
+    return None
+
+
+def protect(bp: Blueprint) -> None:
+    """Require an API key and a well-formed body on every route of `bp`."""
+    bp.before_request(authenticate)
+    bp.before_request(check_body)

@@ -1,0 +1,36 @@
+"""What every resource blueprint shares: its prefix, auth, problem errors and error docs."""
+
+from __future__ import annotations
+
+import http
+from collections.abc import Callable
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from portal.api import auth, errors
+
+API_PREFIX = "/api/v1/webhooks"
+
+# Errors any authenticated operation can answer; the rest are listed per operation.
+COMMON_ERRORS = (401,)
+BODY_ERRORS = (400, 413, 415)
+
+
+def resource_blueprint(name: str, path: str, description: str) -> Blueprint:
+    """A blueprint under the API prefix whose routes need an API key and answer problems."""
+    blp = Blueprint(name, __name__, url_prefix=API_PREFIX + path, description=description)
+    errors.attach(blp)
+    auth.protect(blp)
+    return blp
+
+
+def documents(blp: Blueprint, *statuses: int) -> Callable[[Any], Any]:
+    """Document the problem responses an operation can give (besides 401 and the default)."""
+
+    def decorator(view: Any) -> Any:
+        for status in sorted({*COMMON_ERRORS, *statuses}, reverse=True):
+            view = blp.alt_response(status, response=http.HTTPStatus(status).name)(view)
+        return view
+
+    return decorator

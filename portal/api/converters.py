@@ -1,0 +1,34 @@
+"""URL converters for API path parameters: a malformed id never reaches a query, and the OpenAPI
+document tells clients the shape."""
+
+from __future__ import annotations
+
+from werkzeug.routing import BaseConverter
+
+ID_PATTERN = r"[A-Za-z0-9_]{1,64}"
+NAME_PATTERN = r"[A-Za-z0-9_.\-]{1,200}"
+
+
+class IdConverter(BaseConverter):
+    """A prefixed id such as `sub_01J…` (anything else is a 404 like an unknown id)."""
+
+    regex = ID_PATTERN
+
+
+class NameConverter(BaseConverter):
+    """An event type name such as `order.shipped`."""
+
+    regex = NAME_PATTERN
+
+
+CONVERTERS = {"hid": IdConverter, "hname": NameConverter}
+
+
+def id_parameter_schema(converter: BaseConverter) -> dict:
+    """How an id path parameter is documented."""
+    return {"type": "string", "pattern": f"^{ID_PATTERN}$"}
+
+
+def name_parameter_schema(converter: BaseConverter) -> dict:
+    """How an event type name path parameter is documented."""
+    return {"type": "string", "pattern": f"^{NAME_PATTERN}$"}

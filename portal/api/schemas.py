@@ -1,0 +1,359 @@
+"""Request and response schemas: they validate input, serialise output and, through flask-smorest,
+are the OpenAPI document. Serialisation lives here, not on the models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields
+from marshmallow.validate import Length, OneOf, Range
+
+from portal.api.fields import StrictBoolean, Text, Timestamp, WireTimestamp
+from portal.services.deliveries import STATUSES
+from portal.services.paging import DEFAULT_LIMIT, MAX_LIMIT
+
+MAX_GRACE_SECONDS = 7 * 24 * 3600
+
+
+class Extended:
+    """An object seen with extra attributes, so one schema can dump a row plus what a service
+    computed beside it (a subscription and its new secret, a delivery and its attempts)."""
+
+    def __init__(self, base: Any, **extra: Any) -> None:
+        self._base = base
+        self.__dict__.update(extra)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._base, name)
+
+
+class Presence(fields.Boolean):
+    """True when the attribute it reads is set (a custom event type has a tenant)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> bool:
+        return value is not None
+
+
+# --- problems ---------------------------------------------------------------------------------
+
+
+class ProblemSchema(Schema):
+    """An RFC 9457 problem document (served as application/problem+json)."""
+
+    type = fields.String(
+        required=True,
+        metadata={
+            "description": "A stable URI naming the kind of problem.",
+            "example": "https://hookline.dev/problems/validation-error",
+        },
+    )
+    title = fields.String(required=True, metadata={"description": "Short summary of the type."})
+    status = fields.Integer(required=True, metadata={"description": "The HTTP status code."})
+    detail = fields.String(metadata={"description": "What went wrong with this request."})
+    instance = fields.String(metadata={"description": "The request path."})
+    code = fields.String(metadata={"description": "A stable machine name for the problem."})
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "Messages per input field (validation problems)."},
+    )
+
+
+# --- shared arguments ---------------------------------------------------------------------------
+
+
+class PageArgs(Schema):
+    """`limit` and `cursor` (the `next_cursor` of the previous page)."""
+
+    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=Range(1, MAX_LIMIT))
+    cursor = Text(line=True, validate=Length(max=64))
+
+
+def page_of(item: type[Schema], name: str) -> type[Schema]:
+    """The `{"data": [...], "next_cursor": ...}` envelope of a list of `item`."""
+    return Schema.from_dict(
+        {
+            "data": fields.List(fields.Nested(item), attribute="items", required=True),
+            "next_cursor": fields.String(
+                required=True,
+                allow_none=True,
+                metadata={"description": "Pass as `cursor` for the next page; null at the end."},
+            ),
+        },
+        name=name,
+    )
+
+
+# --- event types --------------------------------------------------------------------------------
+
+
+class EventTypePageArgs(PageArgs):
+    """Event types page by name, so the cursor is a name."""
+
+    cursor = Text(line=True, validate=Length(max=200))
+
+
+class EventTypeSchema(Schema):
+    """A catalog entry (standard or the tenant's custom type)."""
+
+    name = fields.String(required=True, metadata={"example": "invoice.paid"})
+    group = fields.String(required=True)
+    description = fields.String(required=True)
+    example = fields.Dict(required=True)
+    schema = fields.Dict(allow_none=True, metadata={"description": "JSON Schema of `data`."})
+    archived = fields.Boolean(required=True)
+    custom = Presence(attribute="tenant_id", required=True)
+
+
+EventTypePage = page_of(EventTypeSchema, "EventTypePage")
+
+
+class EventTypeCreateArgs(Schema):
+    """A custom event type: `group.action` in lowercase, e.g. `order.shipped`."""
+
+    name = Text(line=True, required=True, validate=Length(1, 200))
+    description = Text(validate=Length(max=1000))
+    example = fields.Dict()
+    schema = fields.Dict(allow_none=True)
+
+
+# --- subscriptions ------------------------------------------------------------------------------
+
+_URL = {"description": "Where events are POSTed.", "example": "https://example.com/hooks"}
+_EVENTS = {"description": "Event type names, `group.*` wildcards, or `*`.", "example": ["*"]}
+
+
+class SubscriptionSchema(Schema):
+    """An endpoint; the secret is never part of it (see the `secret` operations)."""
+
+    id = fields.String(required=True, metadata={"example": "sub_01J9Z3K9M2QW8R7T5V4N6P1B0C"})
+    url = fields.String(required=True)
+    events = fields.List(fields.String(), required=True)
+    description = fields.String(required=True)
+    headers = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    is_active = fields.Boolean(required=True)
+    disabled_reason = fields.String(allow_none=True, required=True)
+    created_at = Timestamp(required=True)
+    updated_at = Timestamp(required=True)
+
+
+class SubscriptionCreatedSchema(SubscriptionSchema):
+    """The new endpoint with its signing secret, shown in this response only."""
+
+    secret = fields.String(
+        required=True, metadata={"example": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+    )
+
+
+SubscriptionPage = page_of(SubscriptionSchema, "SubscriptionPage")
+
+
+class SubscriptionCreateArgs(Schema):
+    """A new endpoint; a secret is generated unless one is supplied."""
+
+    url = Text(line=True, required=True, validate=Length(1, 2048), metadata=_URL)
+    events = fields.List(
+        Text(line=True, validate=Length(1, 200)),
+        required=True,
+        validate=Length(1, 500),
+        metadata=_EVENTS,
+    )
+    description = Text(allow_none=True, validate=Length(max=500))
+    headers = fields.Dict(
+        keys=Text(line=True, validate=Length(1, 100)),
+        values=Text(validate=Length(max=1000)),
+        validate=Length(max=20),
+        metadata={"description": "Extra headers sent with every delivery."},
+    )
+    secret = Text(line=True, validate=Length(max=200), metadata={"description": "whsec_…"})
+
+
+class SubscriptionUpdateArgs(Schema):
+    """Only the fields given change."""
+
+    url = Text(line=True, validate=Length(1, 2048), metadata=_URL)
+    events = fields.List(
+        Text(line=True, validate=Length(1, 200)), validate=Length(1, 500), metadata=_EVENTS
+    )
+    description = Text(allow_none=True, validate=Length(max=500))
+    headers = fields.Dict(
+        keys=Text(line=True, validate=Length(1, 100)),
+        values=Text(validate=Length(max=1000)),
+        validate=Length(max=20),
+    )
+    is_active = StrictBoolean()
+
+
+class SecretSchema(Schema):
+    """The endpoint's current (primary) signing secret."""
+
+    secret = fields.String(required=True)
+
+
+class RotateArgs(Schema):
+    """How long the previous secret keeps signing (default 24 h, at most 7 days)."""
+
+    grace_period_seconds = fields.Integer(strict=True, validate=Range(0, MAX_GRACE_SECONDS))
+
+
+class RotatedSchema(Schema):
+    """The new secret, and when the previous one stops signing (null with no grace)."""
+
+    secret = fields.String(required=True)
+    previous_secret_expires_at = Timestamp(allow_none=True, required=True)
+
+
+class TestArgs(Schema):
+    """Which type's example to send (default `webhook.test`)."""
+
+    event_type = Text(line=True, validate=Length(1, 200))
+
+
+class TestQueuedSchema(Schema):
+    """The delivery carrying the test event; GET it to see the result."""
+
+    delivery_id = fields.String(required=True)
+
+
+class RecoverArgs(Schema):
+    """Re-deliver failed deliveries created in [since, until]."""
+
+    since = Timestamp(required=True)
+    until = Timestamp()
+
+
+class RecoveredSchema(Schema):
+    """How many deliveries were queued again."""
+
+    queued = fields.Integer(required=True)
+
+
+class StatusCountsSchema(Schema):
+    """Deliveries by status."""
+
+    pending = fields.Integer(required=True)
+    succeeded = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    cancelled = fields.Integer(required=True)
+
+
+class LatencySchema(Schema):
+    """Response times of answered attempts, in milliseconds (null when there were none)."""
+
+    p50 = fields.Integer(allow_none=True, required=True)
+    p95 = fields.Integer(allow_none=True, required=True)
+    p99 = fields.Integer(allow_none=True, required=True)
+    samples = fields.Integer(required=True)
+
+
+class StatsSchema(Schema):
+    """An endpoint's last 24 hours (test deliveries are not counted)."""
+
+    subscription_id = fields.String(required=True)
+    since = Timestamp(required=True)
+    until = Timestamp(required=True)
+    counts = fields.Nested(StatusCountsSchema, required=True)
+    total = fields.Integer(required=True)
+    success_rate = fields.Float(
+        allow_none=True,
+        required=True,
+        metadata={"description": "succeeded / (succeeded + failed); null before any finished."},
+    )
+    latency_ms = fields.Nested(LatencySchema, required=True)
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+class PublishArgs(Schema):
+    """An event to publish; `data` must match the type's JSON Schema if it has one."""
+
+    type = Text(
+        line=True, required=True, validate=Length(1, 200), metadata={"example": "invoice.paid"}
+    )
+    data = fields.Dict(required=True, metadata={"example": {"invoice_id": "inv_123"}})
+
+
+class IdempotencyArgs(Schema):
+    """Publishing twice with the same key and body returns the first event."""
+
+    idempotency_key = Text(
+        line=True,
+        data_key="Idempotency-Key",
+        validate=Length(1, 255),
+        metadata={"description": "Any unique string, e.g. a UUID (at most 255 characters)."},
+    )
+
+
+class EventSchema(Schema):
+    """A published event and how many deliveries it fanned out to."""
+
+    id = fields.String(required=True, metadata={"example": "evt_01J9Z3K9M2QW8R7T5V4N6P1B0C"})
+    type = fields.String(required=True)
+    timestamp = WireTimestamp(attribute="created_at", required=True)
+    data = fields.Dict(required=True)
+    deliveries = fields.Integer(required=True)
+
+
+EventPage = page_of(EventSchema, "EventPage")
+
+
+class EventListArgs(PageArgs):
+    """Filter events by type."""
+
+    type = Text(line=True, validate=Length(1, 200))
+
+
+# --- deliveries ---------------------------------------------------------------------------------
+
+
+class DeliveryListArgs(PageArgs):
+    """Filter the delivery log; `since`/`until` bound the creation time (inclusive)."""
+
+    status = fields.String(validate=OneOf(STATUSES))
+    subscription_id = Text(line=True, validate=Length(1, 64))
+    event_type = Text(line=True, validate=Length(1, 200))
+    since = Timestamp()
+    until = Timestamp()
+
+
+class DeliverySchema(Schema):
+    """One event on its way to one endpoint."""
+
+    id = fields.String(required=True, metadata={"example": "dlv_01J9Z3K9M2QW8R7T5V4N6P1B0C"})
+    event_id = fields.String(required=True)
+    event_type = fields.String(required=True)
+    subscription_id = fields.String(required=True)
+    status = fields.String(required=True, validate=OneOf(STATUSES))
+    attempt_count = fields.Integer(required=True)
+    next_attempt_at = Timestamp(allow_none=True, required=True)
+    last_attempt_at = Timestamp(allow_none=True, required=True)
+    last_response_status = fields.Integer(allow_none=True, required=True)
+    is_test = fields.Boolean(required=True)
+    created_at = Timestamp(required=True)
+
+
+class AttemptSchema(Schema):
+    """One HTTP try: what was sent and what came back (body cut at 16 KiB)."""
+
+    number = fields.Integer(required=True)
+    trigger = fields.String(required=True, validate=OneOf(("auto", "manual", "test")))
+    started_at = Timestamp(required=True)
+    duration_ms = fields.Integer(required=True)
+    request_headers = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    response_status = fields.Integer(allow_none=True, required=True)
+    response_headers = fields.Dict(
+        keys=fields.String(), values=fields.String(), allow_none=True, required=True
+    )
+    response_body = fields.String(allow_none=True, required=True)
+    response_truncated = fields.Boolean(required=True)
+    error = fields.String(allow_none=True, required=True)
+
+
+class DeliveryDetailSchema(DeliverySchema):
+    """A delivery with every attempt, first to last."""
+
+    attempts = fields.List(fields.Nested(AttemptSchema), required=True)
+
+
+DeliveryPage = page_of(DeliverySchema, "DeliveryPage")

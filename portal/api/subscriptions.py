@@ -1,0 +1,167 @@
+"""/subscriptions: endpoints, their secrets, test events, recovery and stats."""
+
+from __future__ import annotations
+
+from flask import Response, url_for
+from flask.views import MethodView
+from marshmallow import RAISE
+
+from dispatcher import clock
+from portal.api.auth import current_tenant_id
+from portal.api.base import BODY_ERRORS, documents, resource_blueprint
+from portal.api.schemas import (
+    Extended,
+    PageArgs,
+    RecoverArgs,
+    RecoveredSchema,
+    RotateArgs,
+    RotatedSchema,
+    SecretSchema,
+    StatsSchema,
+    SubscriptionCreateArgs,
+    SubscriptionCreatedSchema,
+    SubscriptionPage,
+    SubscriptionSchema,
+    SubscriptionUpdateArgs,
+    TestArgs,
+    TestQueuedSchema,
+)
+from portal.extensions import db
+from portal.services import stats
+from portal.services import subscriptions as service
+from portal.services.paging import check_cursor, page_of_rows
+
+blp = resource_blueprint(
+    "api-subscriptions", "/subscriptions", "Endpoints that receive the tenant's events."
+)
+
+
+@blp.route("")
+class Subscriptions(MethodView):
+    @blp.arguments(PageArgs, location="query", unknown=RAISE)
+    @blp.response(200, SubscriptionPage)
+    @documents(blp)
+    def get(self, args: dict):
+        """List endpoints
+
+        Newest first.
+        """
+        limit = args["limit"]
+        rows = service.list_for_tenant(
+            current_tenant_id(), limit=limit + 1, cursor=check_cursor(args.get("cursor"))
+        )
+        return page_of_rows(rows, limit)
+
+    @blp.arguments(SubscriptionCreateArgs)
+    @blp.response(201, SubscriptionCreatedSchema)
+    @documents(blp, *BODY_ERRORS)
+    def post(self, body: dict):
+        """Create an endpoint
+
+        The response carries the signing secret; later it is only shown by
+        `GET /subscriptions/{id}/secret`. The URL must be one Hookline may send to.
+        """
+        subscription, secret = service.create(current_tenant_id(), **body)
+        db.session.commit()
+        location = url_for(".Subscription", subscription_id=subscription.id)
+        return Extended(subscription, secret=secret), 201, {"Location": location}
+
+
+@blp.route("/<hid:subscription_id>", endpoint="Subscription")
+class Subscription(MethodView):
+    @blp.response(200, SubscriptionSchema)
+    @documents(blp, 404)
+    def get(self, subscription_id: str):
+        """Read an endpoint"""
+        return service.get(current_tenant_id(), subscription_id)
+
+    @blp.arguments(SubscriptionUpdateArgs)
+    @blp.response(200, SubscriptionSchema)
+    @documents(blp, 404, *BODY_ERRORS)
+    def patch(self, body: dict, subscription_id: str):
+        """Change an endpoint
+
+        Only the fields given change. `is_active: false` disables the endpoint (its pending
+        deliveries are cancelled); `true` enables it again.
+        """
+        subscription = service.update(current_tenant_id(), subscription_id, body)
+        db.session.commit()
+        return subscription
+
+    @blp.response(204)
+    @documents(blp, 404)
+    def delete(self, subscription_id: str) -> Response:
+        """Delete an endpoint
+
+        Its delivery history goes with it.
+        """
+        service.delete(current_tenant_id(), subscription_id)
+        db.session.commit()
+        return Response(status=204)
+
+
+@blp.route("/<hid:subscription_id>/secret")
+@blp.response(200, SecretSchema)
+@documents(blp, 404)
+def reveal_secret(subscription_id: str):
+    """Reveal the signing secret"""
+    return {"secret": service.reveal_secret(current_tenant_id(), subscription_id)}
+
+
+@blp.route("/<hid:subscription_id>/rotate-secret", methods=["POST"])
+@blp.arguments(RotateArgs, required=False)
+@blp.response(200, RotatedSchema)
+@documents(blp, 404, *BODY_ERRORS)
+def rotate_secret(body: dict, subscription_id: str):
+    """Rotate the signing secret
+
+    Deliveries are signed with the new secret and, for the grace period (default 24 h), also
+    with the previous one, so consumers can switch without dropping events.
+    """
+    secret, expires = service.rotate_secret(
+        current_tenant_id(), subscription_id, body.get("grace_period_seconds")
+    )
+    db.session.commit()
+    return {"secret": secret, "previous_secret_expires_at": expires}
+
+
+@blp.route("/<hid:subscription_id>/test", methods=["POST"])
+@blp.arguments(TestArgs, required=False)
+@blp.response(202, TestQueuedSchema)
+@documents(blp, 404, *BODY_ERRORS)
+def send_test(body: dict, subscription_id: str):
+    """Send a test event
+
+    The example payload of `event_type` (default `webhook.test`) goes to this endpoint only,
+    on the priority queue. It is attempted once; GET the delivery to see the result.
+    """
+    delivery = service.send_test(current_tenant_id(), subscription_id, body.get("event_type"))
+    db.session.commit()
+    return {"delivery_id": delivery.id}
+
+
+@blp.route("/<hid:subscription_id>/recover", methods=["POST"])
+@blp.arguments(RecoverArgs)
+@blp.response(202, RecoveredSchema)
+@documents(blp, 404, *BODY_ERRORS)
+def recover(body: dict, subscription_id: str):
+    """Recover failed deliveries
+
+    Every failed or cancelled delivery created since `since` (and until `until`) gets one
+    more attempt.
+    """
+    queued = service.recover(current_tenant_id(), subscription_id, body["since"], body.get("until"))
+    db.session.commit()
+    return {"queued": queued}
+
+
+@blp.route("/<hid:subscription_id>/stats")
+@blp.response(200, StatsSchema)
+@documents(blp, 404)
+def subscription_stats(subscription_id: str):
+    """Endpoint statistics
+
+    Deliveries of the last 24 hours by status, the success rate and response-time
+    percentiles (test deliveries are not counted).
+    """
+    return stats.subscription_stats(current_tenant_id(), subscription_id, clock.now())
