@@ -16,7 +16,7 @@ from dispatcher import clock
 from portal.extensions import db
 from portal.models import Delivery
 
-LEASE_MARGIN = timedelta(seconds=30)
+LEASE_MARGIN = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,14 @@ def claim_due(
     priority_only: bool = False,
     exclude_subscriptions: frozenset[str] = frozenset(),
 ) -> list[Claim]:
-    """Lease up to `limit` due deliveries, priority ones first, and commit the lease."""
+    """Lease up to `limit` due deliveries, priority ones first, and commit the lease.
+
+    `lease` is the longest an attempt can take; the lease lasts twice that plus a margin, so a
+    live worker always records its attempt before anyone else may claim the delivery."""
     if limit <= 0:
         return []
     now = clock.now()
-    expires = now + lease + LEASE_MARGIN
+    expires = now + 2 * lease + LEASE_MARGIN
     candidates = select(Delivery.id).where(*due_filter(now))
     if priority_only:
         candidates = candidates.where(Delivery.priority.is_(True))

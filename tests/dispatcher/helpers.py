@@ -30,7 +30,6 @@ def attempts_of(delivery_id: str) -> list[Attempt]:
 def sweep_and_work(run_worker: Callable[[], None]) -> None:
     """What a worker's periodic sweep does, then work the queue (for tests on a fake clock)."""
     maintenance.sweep()
-    db.session.remove()
     run_worker()
 
 

