@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings from the environment, then `config` overrides (tests use it)."""
-    from portal import api, cli, health  # here, so `import dispatcher` does not pull them in
+    from portal import api, cli, health, ui  # here, so `import dispatcher` does not pull them in
 
     app = Flask(
         __name__,
@@ -41,5 +41,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
     api.init_app(app)
+    ui.init_app(app)
     cli.init_app(app)
     return app

@@ -1,0 +1,35 @@
+"""The tenant admin portal: server-rendered pages, HTMX partials, one blueprint per feature.
+
+Every feature blueprint nests under the `ui` blueprint, so endpoint names (`ui.endpoints.show`)
+cannot clash with the JSON API's, and the error pages below apply to the portal only.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+from htmx_flask import Htmx
+
+from portal.extensions import db, login_manager
+from portal.models import User
+from portal.ui import api_keys, auth, catalog, dashboard, deliveries, endpoints, errors, filters
+
+bp = Blueprint("ui", __name__)
+for child in (auth.bp, dashboard.bp, endpoints.bp, deliveries.bp, catalog.bp, api_keys.bp):
+    bp.register_blueprint(child)
+errors.register(bp)
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    """The signed-in admin for the session's user id (None logs the session out)."""
+    return db.session.get(User, user_id)
+
+
+def init_app(app: Flask) -> None:
+    """Register the portal on `app`: HTMX-aware requests, login, template helpers, blueprints."""
+    Htmx(app)
+    login_manager.login_view = "ui.auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    filters.register(app)
+    app.register_blueprint(bp)

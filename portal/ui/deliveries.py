@@ -1,0 +1,112 @@
+"""The delivery log (filters, cursor paging, live refresh) and delivery detail with retry."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from flask import Blueprint, flash, redirect, request, url_for
+from werkzeug.wrappers import Response
+
+from dispatcher.message import body_for
+from portal.extensions import db
+from portal.services import ServiceError, deliveries, event_types, events
+from portal.services import subscriptions as subscription_service
+from portal.ui.common import protect, render, tenant_id
+
+bp = protect(Blueprint("deliveries", __name__, url_prefix="/deliveries"))
+
+PAGE_SIZE = 25
+FILTERS = ("status", "endpoint_id", "event_type", "since", "until")
+TIME_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+def _parse_time(value: str, label: str, errors: list[str]) -> datetime | None:
+    """A `datetime-local` value, read as UTC (the portal shows every time in UTC)."""
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        errors.append(f"{label} must be a date and time like 2025-09-30T12:00")
+        return None
+
+
+@bp.get("")
+def index() -> str:
+    """The log, newest first; filter changes and paging swap only the results (HTMX)."""
+    tid = tenant_id()
+    args = {name: request.args.get(name, "").strip() for name in FILTERS}
+    errors: list[str] = []
+    since = _parse_time(args["since"], "From", errors)
+    until = _parse_time(args["until"], "To", errors)
+    page = None
+    if not errors:
+        try:
+            page = deliveries.list_deliveries(
+                tid,
+                limit=PAGE_SIZE,
+                cursor=request.args.get("cursor") or None,
+                status=args["status"] or None,
+                subscription_id=args["endpoint_id"] or None,
+                event_type=args["event_type"] or None,
+                since=since,
+                until=until,
+            )
+        except ServiceError as exc:
+            errors.append(exc.message)
+    endpoints = subscription_service.list_for_tenant(tid, limit=100)
+    return render(
+        "deliveries/index.html",
+        "deliveries/_results.html",
+        page=page,
+        errors=errors,
+        filters=args,
+        query={name: value for name, value in args.items() if value},
+        filtered=any(args.values()),
+        paged=bool(request.args.get("cursor")),
+        statuses=deliveries.STATUSES,
+        endpoints=endpoints,
+        endpoint_urls={e.id: e.url for e in endpoints},
+        type_names=[t.name for t in event_types.list_types(tid, include_archived=True)],
+    )
+
+
+def _detail_context(delivery_id: str) -> dict:
+    tid = tenant_id()
+    delivery = deliveries.get_delivery(tid, delivery_id)
+    event = events.get_event(tid, delivery.event_id)
+    body = body_for(event.id, event.type, event.created_at, event.tenant_id, event.data)
+    return {
+        "delivery": delivery,
+        "event": event,
+        "endpoint": subscription_service.get(tid, delivery.subscription_id),
+        "attempts": deliveries.attempts_for(delivery),
+        "request_body": json.loads(body),
+    }
+
+
+@bp.get("/<delivery_id>")
+def show(delivery_id: str) -> str:
+    """Every attempt's request and response; the partial polls while the delivery is pending."""
+    return render("deliveries/show.html", "deliveries/_detail.html", **_detail_context(delivery_id))
+
+
+@bp.post("/<delivery_id>/retry")
+def retry(delivery_id: str) -> Response | str:
+    """Send the delivery again now, on the priority queue."""
+    try:
+        deliveries.retry_delivery(tenant_id(), delivery_id)
+    except ServiceError as exc:
+        db.session.rollback()
+        if request.htmx:
+            context = _detail_context(delivery_id)
+            # 200, not 409: htmx swaps only successful responses, and the message must show
+            return render("deliveries/_detail.html", retry_error=exc.message, **context)
+        flash(exc.message, "error")
+        return redirect(url_for("ui.deliveries.show", delivery_id=delivery_id))
+    db.session.commit()
+    if request.htmx:
+        return render("deliveries/_detail.html", **_detail_context(delivery_id))
+    flash("Retry queued.", "success")
+    return redirect(url_for("ui.deliveries.show", delivery_id=delivery_id))

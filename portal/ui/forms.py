@@ -1,0 +1,129 @@
+"""Portal forms: labels, simple presence checks and CSRF. The rules live in the services."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateTimeLocalField,
+    EmailField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+    URLField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, Optional
+
+from portal.models import EventType
+from portal.ui.filters import group_label
+
+GRACE_CHOICES = [
+    SelectChoice(0, "End it now (no grace period)"),
+    SelectChoice(3600, "1 hour"),
+    SelectChoice(86400, "24 hours (recommended)"),
+    SelectChoice(259200, "3 days"),
+    SelectChoice(604800, "7 days"),
+]
+
+
+class LoginForm(FlaskForm):
+    """Email and password; every failure gets the same message."""
+
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
+
+
+class EndpointForm(FlaskForm):
+    """URL, description and custom headers; the event picker is read from `events` directly."""
+
+    url = URLField("Endpoint URL", validators=[DataRequired(), Length(max=2048)])
+    description = TextAreaField("Description", validators=[Optional(), Length(max=500)])
+    headers = TextAreaField(
+        "Custom headers",
+        validators=[Optional(), Length(max=25000)],
+        description="One per line, as Name: value. Sent with every delivery.",
+    )
+
+
+class RotateForm(FlaskForm):
+    """How long the current secret keeps signing after the new one takes over."""
+
+    grace = SelectField(
+        "Keep the current secret signing for", choices=GRACE_CHOICES, coerce=int, default=86400
+    )
+
+
+class TestEventForm(FlaskForm):
+    """Which catalog type's example to send."""
+
+    event_type = SelectField("Event type", default="webhook.test")
+
+    def offer(self, types: list[EventType]) -> TestEventForm:
+        """Offer the tenant's types, grouped like the catalog."""
+        self.event_type.choices = [
+            SelectChoice(t.name, t.name, optgroup=group_label(t.name.split(".", 1)[0]))
+            for t in types
+        ]
+        return self
+
+
+class RecoverForm(FlaskForm):
+    """Re-send the endpoint's failed deliveries created since this moment (UTC)."""
+
+    since = DateTimeLocalField(
+        "Failed since (UTC)", format="%Y-%m-%dT%H:%M", validators=[DataRequired()]
+    )
+
+
+class ApiKeyForm(FlaskForm):
+    """A name so the admin can tell keys apart later."""
+
+    name = StringField("Key name", validators=[DataRequired(), Length(max=200)])
+
+
+class CustomTypeForm(FlaskForm):
+    """A tenant's own event type: `group.action`, a description, an example payload."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    description = TextAreaField("Description", validators=[Optional(), Length(max=1000)])
+    example = TextAreaField(
+        "Example payload (JSON object)", validators=[Optional(), Length(max=20000)]
+    )
+
+
+def parse_headers(text: str | None) -> dict[str, str]:
+    """Custom headers typed as `Name: value` lines; raises ValueError naming the bad line."""
+    headers: dict[str, str] = {}
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip():
+            raise ValueError(f"line {number}: write each header as Name: value")
+        name = name.strip()
+        if name.lower() in {key.lower() for key in headers}:
+            raise ValueError(f"line {number}: the {name} header is given twice")
+        headers[name] = value.strip()
+    return headers
+
+
+def format_headers(headers: dict[str, str] | None) -> str:
+    """The inverse of `parse_headers`, to fill the edit form."""
+    return "\n".join(f"{name}: {value}" for name, value in (headers or {}).items())
+
+
+def parse_json_object(text: str | None) -> dict[str, Any] | None:
+    """An optional JSON object typed into a textarea; raises ValueError when it is not one."""
+    if not text or not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    if not isinstance(value, dict):
+        raise ValueError('must be a JSON object, like {"id": 1}')
+    return value

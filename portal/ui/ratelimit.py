@@ -1,0 +1,76 @@
+"""Login throttling: failed sign-ins counted in Redis per (email, IP) and per IP, in a window.
+
+Counting failures rather than attempts means an admin who types the right password is never
+locked out by their own successful logins; the per-IP budget is larger and slows an attacker
+who walks through many email addresses from one address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import redis
+from flask import current_app
+
+from dispatcher.connection import get_redis
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_FAILURES = 5
+DEFAULT_MAX_FAILURES_PER_IP = 50
+DEFAULT_WINDOW_SECONDS = 900
+
+
+def _keys(email: str, ip: str) -> tuple[str, str]:
+    prefix = current_app.config["HOOKLINE_QUEUE_PREFIX"]
+    pair = hashlib.sha256(f"{email.strip().lower()}|{ip}".encode()).hexdigest()
+    return f"{prefix}:login-failures:{pair}", f"{prefix}:login-failures-ip:{ip}"
+
+
+def _limits() -> tuple[int, int, int]:
+    config = current_app.config
+    return (
+        config.get("HOOKLINE_LOGIN_MAX_FAILURES", DEFAULT_MAX_FAILURES),
+        config.get("HOOKLINE_LOGIN_MAX_FAILURES_PER_IP", DEFAULT_MAX_FAILURES_PER_IP),
+        config.get("HOOKLINE_LOGIN_WINDOW_SECONDS", DEFAULT_WINDOW_SECONDS),
+    )
+
+
+def is_blocked(email: str, ip: str) -> bool:
+    """True while this email+IP (or this IP) has used up its failures for the window.
+
+    If Redis cannot be reached the check lets the attempt through: an outage should not lock
+    every admin out, and the password check still stands.
+    """
+    pair_key, ip_key = _keys(email, ip)
+    per_pair, per_ip, _ = _limits()
+    try:
+        pair_count, ip_count = get_redis().mget(pair_key, ip_key)
+    except redis.RedisError as exc:
+        log.warning("login throttle unavailable (%s); allowing the attempt", exc)
+        return False
+    return int(pair_count or 0) >= per_pair or int(ip_count or 0) >= per_ip
+
+
+def record_failure(email: str, ip: str) -> None:
+    """Count one failed sign-in; the window starts at the first failure."""
+    pair_key, ip_key = _keys(email, ip)
+    _, _, window = _limits()
+    try:
+        pipe = get_redis().pipeline()
+        for key in (pair_key, ip_key):
+            pipe.set(key, 0, ex=window, nx=True)  # EXPIRE NX needs Redis 7; this works on 6
+            pipe.incr(key)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("could not record a failed login (%s)", exc)
+
+
+def clear(email: str, ip: str) -> None:
+    """Forget this email+IP's failures after a successful sign-in."""
+    pair_key, _ = _keys(email, ip)
+    try:
+        get_redis().delete(pair_key)
+    except redis.RedisError as exc:
+        log.warning("could not clear login failures (%s)", exc)
