@@ -4,7 +4,7 @@ Starts the embedded Redis (unless REDIS_URL is set), migrates, syncs the catalog
 tenant with an endpoint pointing at a tiny demo receiver, then runs the web app and one worker
 until Ctrl-C or SIGTERM. Each child runs in its own process group, so stopping one stops what it
 forked too (the worker's RQ scheduler, the web reloader); the terminal's Ctrl-C reaches only this
-process, which stops the children in order and leaves nothing behind.
+process, which stops every child's group, then Redis, and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -27,10 +27,8 @@ from typing import IO, Any
 
 import redis
 
-from dispatcher.connection import ensure_embedded_redis, socket_path_for, stop_embedded_redis
-
 ROOT = Path(__file__).resolve().parent.parent
-READY_TIMEOUT = 60.0
+READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 10.0
 DEMO_DESCRIPTION = "Demo receiver"  # what `flask demo seed` names the demo endpoint
 REPOINT = "--repoint-demo-endpoint"  # internal: run as a child with the app loaded
@@ -50,16 +48,17 @@ class DemoReceiver:
 
     def __init__(self, port_file: Path) -> None:
         self.port_file = port_file
+        self.moved = True  # False when the last run's port was free again
         self.server = self._bind(port_file)
         self.port = self.server.server_address[1]
 
-    @staticmethod
-    def _bind(port_file: Path) -> ThreadingHTTPServer:
+    def _bind(self, port_file: Path) -> ThreadingHTTPServer:
         """Reuse the last run's port so the seeded endpoint's URL stays right; else any."""
-        handler = _DemoHandler
         with contextlib.suppress(ValueError, OSError):
-            return ThreadingHTTPServer(("127.0.0.1", int(port_file.read_text())), handler)
-        return ThreadingHTTPServer(("127.0.0.1", 0), handler)
+            server = ThreadingHTTPServer(("127.0.0.1", int(port_file.read_text())), _DemoHandler)
+            self.moved = False
+            return server
+        return ThreadingHTTPServer(("127.0.0.1", 0), _DemoHandler)
 
     @property
     def url(self) -> str:
@@ -155,21 +154,14 @@ class Child:
     def pid(self) -> int:
         return self.process.pid
 
-    def stop(self, timeout: float) -> None:
-        """SIGTERM the group, wait, then SIGKILL whatever is left of it."""
+    def signal_group(self, signum: int) -> None:
+        """Signal every process in the child's group (it and whatever it forked)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None and not _group_alive(self.pid):
-                break
-            time.sleep(0.05)
-        else:
-            say(f"{self.name} did not stop within {timeout:.0f} s; killing it")
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5)
+            os.killpg(self.pid, signum)
+
+    def gone(self) -> bool:
+        """True once the child and everything in its process group have exited."""
+        return self.process.poll() is not None and not _group_alive(self.pid)
 
 
 class DevRun:
@@ -216,27 +208,28 @@ class DevRun:
         self.step("flask event-types sync", [*flask, "event-types", "sync"])
         self.receiver = DemoReceiver(self.instance / "demo-receiver.port").start()
         url = self.receiver.url
-        self.seed_output = self.step(
-            "flask demo seed", [*flask, "demo", "seed", "--endpoint-url", url]
-        )
-        self.step("demo endpoint", [sys.executable, "-m", "portal.devrun", REPOINT, url])
+        seed = [*flask, "demo", "seed", "--endpoint-url", url]
+        self.seed_output = self.step("flask demo seed", seed, echo=False)
+        if self.receiver.moved:  # an earlier run's demo endpoint may point at another port
+            self.step("demo endpoint", [sys.executable, "-m", "portal.devrun", REPOINT, url])
         if self.stop_requested.is_set():
             return
-        port = str(self.web_port)
-        self.children.append(
-            Child(
-                "web", [*flask, "run", "--debug", "--host", "127.0.0.1", "--port", port], self.env
-            )
-        )
+        web = [*flask, "run", "--debug", "--host", "127.0.0.1", "--port", str(self.web_port)]
+        self.children.append(Child("web", web, self.env))
         self.children.append(Child("worker", [*flask, "worker"], self.env))
         if self.wait_until_ready():
             self.announce()
 
     def start_redis(self) -> str:
         """Start the embedded Redis, or reuse (and then leave running) one that already runs."""
+        from dispatcher.connection import ensure_embedded_redis  # loads the app's packages
+
         db_path = self.instance / "redis.db"
         already = _redis_answers(db_path)
-        url = ensure_embedded_redis(db_path)
+        try:
+            url = ensure_embedded_redis(db_path)
+        except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+            raise SetupFailed(f"could not start the embedded Redis: {exc}") from None
         if already:
             say(f"reusing the embedded Redis already running at {url}; it will be left running")
         else:
@@ -244,7 +237,7 @@ class DevRun:
             say(f"started the embedded Redis at {url}")
         return url
 
-    def step(self, label: str, args: list[str]) -> str:
+    def step(self, label: str, args: list[str], echo: bool = True) -> str:
         """Run one setup command to completion and return its output; fail loudly on error."""
         if self.stop_requested.is_set():
             return ""
@@ -255,13 +248,15 @@ class DevRun:
         reader.start()
         while child.process.poll() is None:
             if self.stop_requested.wait(0.1):
-                child.stop(STOP_TIMEOUT)
+                self.stop_children([child])
         reader.join()
         self.children.remove(child)
         output = "".join(chunks)
         if child.process.returncode != 0 and not self.stop_requested.is_set():
             sys.stdout.write(output)
             raise SetupFailed(f"`{label}` failed with exit status {child.process.returncode}")
+        for line in output.splitlines() if echo else ():
+            say(f"{label}: {line}")
         return output
 
     def wait_until_ready(self) -> bool:
@@ -309,12 +304,28 @@ class DevRun:
             self.check_children()
         return 0
 
+    def stop_children(self, children: list[Child]) -> None:
+        """SIGTERM every group at once, wait for all, then SIGKILL what is left. A second
+        Ctrl-C cuts the wait short."""
+        for child in children:
+            child.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while not all(child.gone() for child in children):
+            if time.monotonic() > deadline or self.signals > 1:
+                break
+            time.sleep(0.05)
+        for child in children:
+            if not child.gone():
+                say(f"{child.name} did not stop in time; killing it")
+                child.signal_group(signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.process.wait(timeout=5)
+
     def shutdown(self) -> None:
-        """Stop the web app first (no new work), then the worker, the receiver and Redis."""
+        """Stop the web app and the worker (their whole process groups), the receiver, Redis."""
         say("stopping…")
-        for child in list(self.children):
-            child.stop(1.0 if self.signals > 1 else STOP_TIMEOUT)
-            self.children.remove(child)
+        self.stop_children(self.children)
+        self.children.clear()
         if self.receiver is not None:
             self.receiver.stop()
             self.receiver = None
@@ -337,7 +348,7 @@ def _answers_200(url: str) -> bool:
 
 
 def _redis_answers(db_path: Path) -> bool:
-    socket_path = socket_path_for(db_path)
+    socket_path = db_path.with_suffix(".sock")  # as dispatcher.connection.socket_path_for
     if not socket_path.exists():
         return False
     try:
@@ -356,11 +367,17 @@ def _redis_pid(db_path: Path) -> int | None:
 
 
 def _stop_redis(db_path: Path) -> None:
-    """SHUTDOWN (saving the data for the next run), then make sure the process is gone."""
+    """SIGTERM the server (Redis saves its data for the next run, then exits) and wait."""
     pid = _redis_pid(db_path)
-    stop_embedded_redis(db_path)
+    if pid is None:
+        from dispatcher.connection import stop_embedded_redis
+
+        stop_embedded_redis(db_path)
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while pid is not None and _pid_alive(pid):
+    while _pid_alive(pid):
         if time.monotonic() > deadline:
             say("the embedded Redis did not stop; killing it")
             with contextlib.suppress(ProcessLookupError):
@@ -390,7 +407,7 @@ def repoint_demo_endpoint(url: str) -> None:
         ).all()
         for subscription in stale:
             subscriptions.update(subscription.tenant_id, subscription.id, {"url": url})
-            say(f"demo endpoint {subscription.id} now points at {url}")
+            print(f"{subscription.id} now points at {url}")
         db.session.commit()
 
 
