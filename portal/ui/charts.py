@@ -60,14 +60,13 @@ class Chart:
     total: int
 
 
-def nice_ceiling(value: int) -> int:
-    """The smallest 1, 2 or 5 × 10ⁿ that is at least `value` (and at least 4)."""
-    value = max(value, 4)
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
-        if step * magnitude >= value:
-            return step * magnitude
-    return 10 * magnitude
+def axis_top(value: int, lines: int = 4) -> int:
+    """The axis maximum: `lines` grid steps of 1, 2 or 5 × 10ⁿ, so every label is a round
+    whole number, reaching at least `value`."""
+    needed = max(1, math.ceil(value / lines))
+    magnitude = 10 ** math.floor(math.log10(needed))
+    step = next(s * magnitude for s in (1, 2, 5, 10) if s * magnitude >= needed)
+    return step * lines
 
 
 def hourly_chart(hours: list[HourBucket]) -> Chart:
@@ -83,7 +82,7 @@ def hourly_chart(hours: list[HourBucket]) -> Chart:
         }
         for h in hours
     ]
-    top = nice_ceiling(max((sum(c.values()) for c in per_hour), default=0))
+    top = axis_top(max((sum(c.values()) for c in per_hour), default=0))
     slot = plot_width / max(len(hours), 1)
     bars = []
     for index, (hour, counts) in enumerate(zip(hours, per_hour, strict=True)):

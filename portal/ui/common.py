@@ -20,11 +20,11 @@ def wants_partial() -> bool:
     return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
 
 
-def render(page: str, partial: str | None = None, **context: Any) -> str:
+def render(template: str, partial: str | None = None, /, **context: Any) -> str:
     """The partial for an HTMX request, the whole page otherwise (same route, same data)."""
     if partial is not None and wants_partial():
         return render_template(partial, **context)
-    return render_template(page, **context)
+    return render_template(template, **context)
 
 
 def protect(bp: Blueprint) -> Blueprint:

@@ -8,13 +8,12 @@ from datetime import timedelta
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
-from dispatcher import clock
+from dispatcher import clock, publish
 from portal.extensions import db
 from portal.models import Delivery, Subscription
 from portal.services import subscriptions as subscription_service
 from tests.factories import make_subscription
-from tests.receiver import Reply
-from tests.ui.conftest import make_admin, sign_in
+from tests.ui.conftest import Portal, make_admin, sign_in
 
 
 def _endpoint(tenant_id: str) -> Subscription:
@@ -175,8 +174,6 @@ def test_disable_and_enable(portal, receiver):
 
 def test_recover_requeues_failed_deliveries_since_the_chosen_time(portal, receiver):
     sub, _ = make_subscription(portal.admin.tenant_id, receiver.url())
-    from dispatcher import publish
-
     publish("invoice.created", {"invoice_id": "inv_1"}, tenant_id=portal.admin.tenant_id)
     db.session.commit()
     delivery = db.session.scalar(select(Delivery))
@@ -211,10 +208,12 @@ def test_another_tenants_endpoint_is_404_everywhere(app, client, receiver):
     sub, _ = make_subscription(owner.tenant_id, receiver.url())
     intruder = make_admin("Intruder", "intruder@b.test")
     sign_in(client, intruder)
-    from tests.ui.conftest import Portal
-
     portal = Portal(client, intruder)
-    for path in (f"/endpoints/{sub.id}", f"/endpoints/{sub.id}/edit", f"/endpoints/{sub.id}/secret"):
+    for path in (
+        f"/endpoints/{sub.id}",
+        f"/endpoints/{sub.id}/edit",
+        f"/endpoints/{sub.id}/secret",
+    ):
         assert portal.get(path).status_code == 404, path
     for action in ("rotate", "test", "disable", "enable", "recover", "delete", "edit"):
         data = {"grace": "0", "event_type": "webhook.test", "since": "2020-01-01T00:00"}
