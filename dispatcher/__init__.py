@@ -14,6 +14,7 @@ from dispatcher import connection
 from dispatcher.errors import (
     ArchivedEventType,
     IdempotencyConflict,
+    InvalidIdempotencyKey,
     InvalidPayload,
     PayloadTooLarge,
     PublishError,
@@ -24,6 +25,7 @@ from dispatcher.publishing import publish
 __all__ = [
     "ArchivedEventType",
     "IdempotencyConflict",
+    "InvalidIdempotencyKey",
     "InvalidPayload",
     "PayloadTooLarge",
     "PublishError",

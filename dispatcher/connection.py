@@ -66,13 +66,13 @@ def ensure_embedded_redis(db_path: Path, timeout: float = 10.0) -> str:
     return f"unix://{socket_path}"
 
 
-def stop_embedded_redis(db_path: Path) -> None:
-    """Stop the embedded server for `db_path`, if it runs."""
+def stop_embedded_redis(db_path: Path, save: bool = True) -> None:
+    """Stop the embedded server for `db_path`, if it runs (saving its data unless told not to)."""
     socket_path = socket_path_for(db_path)
     if _pings(socket_path):
         # shutdown closes the connection before it can reply
         with contextlib.suppress(redis.ConnectionError):
-            redis.Redis(unix_socket_path=str(socket_path)).shutdown(nosave=False)
+            redis.Redis(unix_socket_path=str(socket_path)).shutdown(nosave=not save)
 
 
 def init_app(app: Flask) -> None:

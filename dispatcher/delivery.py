@@ -21,15 +21,19 @@ from dispatcher import clock, http, message, queues, signing
 from dispatcher.claims import Claim, claim_due
 from dispatcher.errors import TargetRefused
 from dispatcher.outcomes import Outcome, record
-from dispatcher.ssrf import check_target
+from dispatcher.ssrf import Target, check_target
 from portal.extensions import db
 from portal.models import Event, Subscription
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.02
+POLL_SECONDS = 0.005
+RECORD_EVERY_SECONDS = 0.02  # results wait at most this long to be written in one batch
+TARGET_CACHE_SECONDS = 30.0
 
 _executor: ThreadPoolExecutor | None = None
+_secrets_cache: dict[str, list[signing.StoredSecret]] = {}
+_target_cache: dict[tuple[str, bool, bool], tuple[float, Target | TargetRefused]] = {}
 
 
 def _pool(size: int) -> ThreadPoolExecutor:
@@ -39,58 +43,105 @@ def _pool(size: int) -> ThreadPoolExecutor:
     return _executor
 
 
-def _prepare(claims: list[Claim]) -> tuple[list[tuple[Claim, Outcome, tuple]], list[Outcome]]:
+def _stored_secrets(token: str) -> list[signing.StoredSecret]:
+    """Decrypted secrets, cached by their ciphertext (a rotation writes a new token)."""
+    stored = _secrets_cache.get(token)
+    if stored is None:
+        if len(_secrets_cache) > 10_000:
+            _secrets_cache.clear()
+        stored = _secrets_cache[token] = signing.decrypt_secrets(token)
+    return stored
+
+
+def _target(url: str, allow_private: bool, https_only: bool) -> Target:
+    """The checked target for `url`, re-resolved at most every TARGET_CACHE_SECONDS.
+
+    Caching cannot open a rebinding hole: a cached entry is an address that passed the check,
+    and the connection goes to that address."""
+    key = (url, allow_private, https_only)
+    cached = _target_cache.get(key)
+    if cached is None or time.monotonic() - cached[0] > TARGET_CACHE_SECONDS:
+        if len(_target_cache) > 10_000:
+            _target_cache.clear()
+        try:
+            result: Target | TargetRefused = check_target(
+                url, allow_private=allow_private, https_only=https_only
+            )
+        except TargetRefused as exc:
+            result = exc
+        cached = _target_cache[key] = (time.monotonic(), result)
+    if isinstance(cached[1], TargetRefused):
+        raise cached[1]
+    return cached[1]
+
+
+def _prepare(claims: list[Claim]) -> tuple[list[tuple[Outcome, tuple]], list[Outcome]]:
     """Build each claim's request; claims that cannot be sent become cancel/fail outcomes."""
     config = current_app.config
+    allow_private = config["HOOKLINE_ALLOW_PRIVATE_TARGETS"]
+    https_only = config["HOOKLINE_HTTPS_ONLY"]
     events = {
-        e.id: e
-        for e in db.session.scalars(select(Event).where(Event.id.in_({c.event_id for c in claims})))
-    }
-    subscriptions = {
-        s.id: s
-        for s in db.session.scalars(
-            select(Subscription).where(Subscription.id.in_({c.subscription_id for c in claims}))
+        row.id: row
+        for row in db.session.execute(
+            select(Event.id, Event.type, Event.created_at, Event.tenant_id, Event.data).where(
+                Event.id.in_({c.event_id for c in claims})
+            )
         )
     }
+    subscriptions = {
+        row.id: row
+        for row in db.session.execute(
+            select(
+                Subscription.id,
+                Subscription.url,
+                Subscription.headers,
+                Subscription.is_active,
+                Subscription.secrets_encrypted,
+            ).where(Subscription.id.in_({c.subscription_id for c in claims}))
+        )
+    }
+    db.session.commit()  # end the read; nothing here may hold a snapshot while we send
     now = clock.now()
-    ready: list[tuple[Claim, Outcome, tuple]] = []
+    timestamp = int(time.time())
+    bodies: dict[str, bytes] = {}
+    keys: dict[str, list[bytes]] = {}
+    ready: list[tuple[Outcome, tuple]] = []
     unsendable: list[Outcome] = []
-    keys_by_subscription: dict[str, list[bytes]] = {}
     for claim in claims:
         event = events.get(claim.event_id)
         subscription = subscriptions.get(claim.subscription_id)
         if event is None or subscription is None or not subscription.is_active:
             unsendable.append(Outcome(claim, {}, cancel_reason="endpoint disabled or deleted"))
             continue
-        if subscription.id not in keys_by_subscription:
-            stored = signing.decrypt_secrets(subscription.secrets_encrypted)
-            keys_by_subscription[subscription.id] = [
-                signing.secret_key_bytes(s.secret) for s in signing.valid_secrets(stored, now)
+        if subscription.id not in keys:
+            keys[subscription.id] = [
+                signing.secret_key_bytes(s.secret)
+                for s in signing.valid_secrets(_stored_secrets(subscription.secrets_encrypted), now)
             ]
-        body = message.body_for(event.id, event.type, event.created_at, event.tenant_id, event.data)
+        body = bodies.get(event.id)
+        if body is None:
+            body = bodies[event.id] = message.body_for(
+                event.id, event.type, event.created_at, event.tenant_id, event.data
+            )
         headers = message.headers_for(
             event_id=event.id,
             event_type=event.type,
             attempt_number=claim.attempt_number,
             body=body,
-            keys=keys_by_subscription[subscription.id],
-            timestamp=int(time.time()),
+            keys=keys[subscription.id],
+            timestamp=timestamp,
             custom=subscription.headers,
         )
         outcome = Outcome(claim, headers)
         try:
-            target = check_target(
-                subscription.url,
-                allow_private=config["HOOKLINE_ALLOW_PRIVATE_TARGETS"],
-                https_only=config["HOOKLINE_HTTPS_ONLY"],
-            )
+            target = _target(subscription.url, allow_private, https_only)
         except TargetRefused as exc:
             outcome.response = http.Response(
                 started_at=clock.now(), duration_ms=0, error=f"refused before sending: {exc}"
             )
             unsendable.append(outcome)
             continue
-        ready.append((claim, outcome, (target, body, headers)))
+        ready.append((outcome, (target, body, headers)))
     return ready, unsendable
 
 
@@ -118,38 +169,49 @@ def _drain(priority: bool) -> int:
     lease = timedelta(seconds=timeout)
     budget_ends = time.monotonic() + config["HOOKLINE_DRAIN_BUDGET"]
     pool = _pool(concurrency)
+    # Claim in batches: when half the pool is free, or when it is empty.
+    refill_at = max(1, concurrency // 2)
 
     in_flight: dict[Future, Claim] = {}
     busy = Counter[str]()
+    finished: list[Outcome] = []
+    last_record = time.monotonic()
     delivered = 0
     saw_more = False
+    exhausted = False  # the last claim found less than it asked for
     while True:
         free = concurrency - len(in_flight)
-        if free and time.monotonic() < budget_ends:
+        in_budget = time.monotonic() < budget_ends
+        if in_budget and free and (free >= refill_at or not exhausted):
             full = frozenset(sub for sub, n in busy.items() if n >= per_endpoint)
             claims = claim_due(
                 free, lease=lease, priority_only=priority, exclude_subscriptions=full
             )
-            saw_more = len(claims) == free
-            ready, unsendable = _prepare(claims) if claims else ([], [])
-            record(unsendable)
-            delivered += len(unsendable)
-            for claim, outcome, (target, body, headers) in ready:
-                future = pool.submit(_send, outcome, target, body, headers, timeout, connect)
-                in_flight[future] = claim
-                busy[claim.subscription_id] += 1
-        elif time.monotonic() >= budget_ends:
+            exhausted = len(claims) < free
+            saw_more = not exhausted
+            if claims:
+                ready, unsendable = _prepare(claims)
+                finished.extend(unsendable)
+                for outcome, (target, body, headers) in ready:
+                    future = pool.submit(_send, outcome, target, body, headers, timeout, connect)
+                    in_flight[future] = outcome.claim
+                    busy[outcome.claim.subscription_id] += 1
+        elif not in_budget:
             saw_more = True
-        if not in_flight:
+        if in_flight:
+            done, _ = wait(in_flight, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            for future in done:
+                claim = in_flight.pop(future)
+                busy[claim.subscription_id] -= 1
+                finished.append(future.result())
+        now = time.monotonic()
+        if finished and (not in_flight or now - last_record >= RECORD_EVERY_SECONDS):
+            record(finished)
+            delivered += len(finished)
+            finished = []
+            last_record = now
+        if not in_flight and not finished and (exhausted or not in_budget):
             break
-        done, _ = wait(in_flight, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-        finished = []
-        for future in done:
-            claim = in_flight.pop(future)
-            busy[claim.subscription_id] -= 1
-            finished.append(future.result())
-        record(finished)
-        delivered += len(finished)
     if saw_more:
         queues.kick(priority)
     return delivered

@@ -33,6 +33,12 @@ class PayloadTooLarge(PublishError):
     code = "payload_too_large"
 
 
+class InvalidIdempotencyKey(PublishError):
+    """The idempotency key is not text of 1 to 255 characters."""
+
+    code = "invalid_idempotency_key"
+
+
 class IdempotencyConflict(PublishError):
     """The idempotency key was used before with a different type or data."""
 

@@ -45,7 +45,8 @@ class Response:
 
     @property
     def succeeded(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
+        """A 2xx that arrived in time; a 2xx past the total timeout still counts as a failure."""
+        return self.status is not None and 200 <= self.status < 300 and self.error is None
 
 
 _pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
@@ -127,18 +128,21 @@ def post(
         )
         response.status = raw.status
         response.headers = {k: v for k, v in raw.headers.items()}
+        if time.monotonic() > deadline:
+            response.error = f"the response took longer than {timeout:g} s in total"
         chunks: list[bytes] = []
         size = 0
-        for chunk in raw.stream(4096):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                response.truncated = True
-                break
-            if time.monotonic() > deadline:
-                response.error = f"the response took longer than {timeout:g} s in total"
-                response.truncated = True
-                break
+        if response.error is None:
+            for chunk in raw.stream(4096):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    response.truncated = True
+                    break
+                if time.monotonic() > deadline:
+                    response.error = f"the response took longer than {timeout:g} s in total"
+                    response.truncated = True
+                    break
         response.body = _decode(b"".join(chunks)[:MAX_BODY_BYTES])
         if response.status in (429, 503):
             response.retry_after = parse_retry_after(raw.headers.get("Retry-After"))

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import insert, update
 
-from dispatcher import clock, lifecycle, queues
+from dispatcher import clock, lifecycle, metrics, queues
 from dispatcher.claims import Claim
 from dispatcher.http import Response
 from portal.extensions import db
@@ -116,6 +116,7 @@ def record(outcomes: list[Outcome]) -> None:
             if subscription is not None and subscription.is_active:
                 lifecycle.disable(subscription, "The endpoint answered 410 Gone.")
     db.session.commit()
+    metrics.observe(outcomes, states)
 
     for when in sorted({s["next_attempt_at"] for s in states if s["next_attempt_at"]}):
         queues.schedule_drain(when)

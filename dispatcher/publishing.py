@@ -22,6 +22,7 @@ from dispatcher import clock, queues
 from dispatcher.errors import (
     ArchivedEventType,
     IdempotencyConflict,
+    InvalidIdempotencyKey,
     InvalidPayload,
     PayloadTooLarge,
     UnknownEventType,
@@ -112,6 +113,10 @@ def publish(
     event is refused.
     """
     session = db if db is not None else extensions.db.session()
+    if idempotency_key is not None and (
+        not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255
+    ):
+        raise InvalidIdempotencyKey("the idempotency key must be text of 1 to 255 characters")
     validate(session, tenant_id, event_type, data)
     digest = fingerprint(event_type, data)
 

@@ -47,7 +47,7 @@ def test_env(tmp_path_factory):
         _migrate_fresh()
         yield env
     if embedded is not None:
-        stop_embedded_redis(embedded)
+        stop_embedded_redis(embedded, save=False)
 
 
 def _migrate_fresh() -> None:

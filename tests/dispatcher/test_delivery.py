@@ -177,3 +177,43 @@ def test_slow_endpoint_hits_the_total_timeout(app, receiver, run_worker):
     assert attempt.response_status is None
     assert "timed out" in attempt.error
     assert attempt.duration_ms < 2500
+
+
+def test_headers_trickling_past_the_total_timeout_count_as_failure(app, run_worker):
+    """Each read beats the read timeout, but the whole answer is too slow: a failure."""
+    import socket
+    import threading
+    import time as _time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+    port = server.getsockname()[1]
+
+    def trickle() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        for n in range(3):
+            _time.sleep(0.6)
+            conn.sendall(f"X-Slow-{n}: 1\r\n".encode())
+        conn.sendall(b"Content-Length: 2\r\n\r\nok")
+        conn.close()
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    app.config["HOOKLINE_DELIVERY_TIMEOUT"] = 1
+    app.config["HOOKLINE_RETRY_SCHEDULE"] = []
+    tenant = make_tenant()
+    make_subscription(tenant.id, f"http://127.0.0.1:{port}/hook")
+    publish("invoice.paid", {"invoice_id": "inv_1"}, tenant_id=tenant.id)
+    db.session.commit()
+    run_worker()
+    thread.join(5)
+    server.close()
+
+    delivery = db.session.scalar(select(Delivery))
+    attempt = db.session.scalar(select(Attempt))
+    assert attempt.response_status == 200
+    assert "longer than 1 s in total" in attempt.error
+    assert delivery.status == "failed"

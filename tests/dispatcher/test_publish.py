@@ -168,3 +168,12 @@ def test_no_matching_subscription_records_the_event_without_deliveries(app):
     assert _count(Event) == 1
     assert _count(Delivery) == 0
     assert get_redis().keys("*drain-waiting") == []
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256, 42])
+def test_idempotency_key_must_be_short_text(app, key):
+    from dispatcher import InvalidIdempotencyKey
+
+    tenant = make_tenant()
+    with pytest.raises(InvalidIdempotencyKey):
+        publish("invoice.paid", {"invoice_id": "inv_1"}, tenant_id=tenant.id, idempotency_key=key)
