@@ -8,6 +8,8 @@ socket read.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
 
 import urllib3
+import urllib3.connection
 from urllib3.exceptions import HTTPError
 
 from dispatcher import clock
@@ -51,6 +54,61 @@ class Response:
 
 _pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
 _pools_lock = threading.Lock()
+_request_deadline = threading.local()
+
+
+class _Watchdog:
+    """Cuts connections whose exchange outlives its total timeout.
+
+    urllib3's read timeout bounds each socket read, so a receiver that trickles a byte at a
+    time could hold a sending thread forever. The watchdog shuts such a socket down at the
+    deadline; the blocked read then fails and the attempt is recorded as timed out.
+    """
+
+    def __init__(self) -> None:
+        self._watched: dict[int, tuple[float, urllib3.connection.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: float, connection: urllib3.connection.HTTPConnection) -> None:
+        with self._lock:
+            self._watched[threading.get_ident()] = (deadline, connection)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="hookline-watchdog", daemon=True
+                )
+                self._thread.start()
+
+    def forget(self) -> None:
+        with self._lock:
+            self._watched.pop(threading.get_ident(), None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.1)
+            now = time.monotonic()
+            with self._lock:
+                late = [conn for deadline, conn in self._watched.values() if deadline < now]
+            for connection in late:
+                sock = connection.sock
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+
+_watchdog = _Watchdog()
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def request(self, *args, **kwargs):
+        _watchdog.watch(_request_deadline.value, self)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def request(self, *args, **kwargs):
+        _watchdog.watch(_request_deadline.value, self)
+        return super().request(*args, **kwargs)
 
 
 def _pool(target: Target) -> urllib3.HTTPConnectionPool:
@@ -73,6 +131,9 @@ def _pool(target: Target) -> urllib3.HTTPConnectionPool:
                 )
             else:
                 pool = urllib3.HTTPConnectionPool(target.address, target.port, maxsize=8)
+            pool.ConnectionCls = (
+                _WatchedHTTPSConnection if target.scheme == "https" else _WatchedHTTPConnection
+            )
             _pools[key] = pool
     return pool
 
@@ -114,6 +175,7 @@ def post(
         host_header += f":{target.port}"
     response = Response(started_at=started_at, duration_ms=0)
     raw = None
+    _request_deadline.value = deadline
     try:
         raw = _pool(target).urlopen(
             "POST",
@@ -129,7 +191,7 @@ def post(
         response.status = raw.status
         response.headers = {k: v for k, v in raw.headers.items()}
         if time.monotonic() > deadline:
-            response.error = f"the response took longer than {timeout:g} s in total"
+            response.error = _too_slow(timeout)
         chunks: list[bytes] = []
         size = 0
         if response.error is None:
@@ -140,7 +202,7 @@ def post(
                     response.truncated = True
                     break
                 if time.monotonic() > deadline:
-                    response.error = f"the response took longer than {timeout:g} s in total"
+                    response.error = _too_slow(timeout)
                     response.truncated = True
                     break
         response.body = _decode(b"".join(chunks)[:MAX_BODY_BYTES])
@@ -151,6 +213,9 @@ def post(
     except OSError as exc:
         response.error = f"connection error: {exc}"
     finally:
+        _watchdog.forget()
+        if time.monotonic() > deadline:
+            response.error = _too_slow(timeout)
         if raw is not None:
             # A body we stopped reading would poison a kept-alive connection: drop it instead.
             if response.truncated or response.error:
@@ -158,6 +223,10 @@ def post(
             raw.release_conn()
         response.duration_ms = int((time.monotonic() - start) * 1000)
     return response
+
+
+def _too_slow(timeout: float) -> str:
+    return f"timed out: the response took longer than {timeout:g} s in total"
 
 
 def _describe(exc: HTTPError) -> str:

@@ -179,8 +179,8 @@ def test_slow_endpoint_hits_the_total_timeout(app, receiver, run_worker):
     assert attempt.duration_ms < 2500
 
 
-def test_headers_trickling_past_the_total_timeout_count_as_failure(app, run_worker):
-    """Each read beats the read timeout, but the whole answer is too slow: a failure."""
+def test_a_response_that_never_ends_is_cut_at_the_total_timeout(app, run_worker):
+    """A receiver trickling headers forever must not hold a sending thread."""
     import socket
     import threading
     import time as _time
@@ -190,17 +190,20 @@ def test_headers_trickling_past_the_total_timeout_count_as_failure(app, run_work
     server.listen(5)
     port = server.getsockname()[1]
 
-    def trickle() -> None:
+    def endless() -> None:
         conn, _ = server.accept()
         conn.recv(65536)
-        conn.sendall(b"HTTP/1.1 200 OK\r\n")
-        for n in range(3):
-            _time.sleep(0.6)
-            conn.sendall(f"X-Slow-{n}: 1\r\n".encode())
-        conn.sendall(b"Content-Length: 2\r\n\r\nok")
-        conn.close()
+        try:
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            for n in range(50):  # bounded: at most 10 s
+                _time.sleep(0.2)
+                conn.sendall(f"X-Forever-{n}: 1\r\n".encode())
+        except OSError:
+            pass  # Hookline hung up, as it should
+        finally:
+            conn.close()
 
-    thread = threading.Thread(target=trickle, daemon=True)
+    thread = threading.Thread(target=endless, daemon=True)
     thread.start()
     app.config["HOOKLINE_DELIVERY_TIMEOUT"] = 1
     app.config["HOOKLINE_RETRY_SCHEDULE"] = []
@@ -208,12 +211,12 @@ def test_headers_trickling_past_the_total_timeout_count_as_failure(app, run_work
     make_subscription(tenant.id, f"http://127.0.0.1:{port}/hook")
     publish("invoice.paid", {"invoice_id": "inv_1"}, tenant_id=tenant.id)
     db.session.commit()
+    started = _time.monotonic()
     run_worker()
-    thread.join(5)
+    thread.join(12)
     server.close()
 
-    delivery = db.session.scalar(select(Delivery))
     attempt = db.session.scalar(select(Attempt))
-    assert attempt.response_status == 200
-    assert "longer than 1 s in total" in attempt.error
-    assert delivery.status == "failed"
+    assert "timed out" in attempt.error
+    assert attempt.duration_ms < 2000
+    assert _time.monotonic() - started < 8
