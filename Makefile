@@ -9,7 +9,7 @@ VENV_STAMP := $(VENV)/.installed
 HTMX := static/vendor/htmx.min.js
 PYTEST_ARGS ?=
 
-.PHONY: venv assets run test lint clean
+.PHONY: venv assets run test lint clean bench
 
 venv: $(VENV_STAMP)
 
@@ -37,6 +37,11 @@ test: venv assets
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Hookline beside the raw HTTP ceiling; rewrites docs/performance.md (BENCH_QUICK=1: smoke run).
+bench: venv
+	$(VENV_PYTHON) -m pip install --disable-pip-version-check --quiet "py-spy>=0.3"
+	$(VENV_PYTHON) -m tests.perf.bench
 
 # Keeps instance/ (the development database, keys and Redis data); delete it by hand to start over.
 clean:

@@ -1,0 +1,86 @@
+"""Delivery figures: raw ceiling, naive RQ, Hookline throughput with 1 and 2 workers."""
+
+from __future__ import annotations
+
+import logging
+
+from tests.perf import baselines, system
+from tests.perf.context import Context
+from tests.perf.stats import spread
+
+log = logging.getLogger("bench")
+
+SETTLE_TIMEOUT = 300.0  # seconds; a backlog that takes longer is a failure, not a figure
+
+
+def ceiling(ctx: Context) -> dict:
+    """One plain process, one kept-alive requests.Session, sequential POSTs."""
+    runs = [
+        baselines.run_ceiling(ctx.receiver.url, ctx.settings.ceiling_requests)
+        for _ in range(ctx.settings.reps)
+    ]
+    log.info("raw ceiling: %s", [round(r["per_second"]) for r in runs])
+    return {
+        "requests_per_run": ctx.settings.ceiling_requests,
+        "per_second": spread([r["per_second"] for r in runs]),
+    }
+
+
+def naive(ctx: Context) -> dict:
+    """One RQ job per delivery doing requests.post, one default forking `rq worker`."""
+    runs = [
+        baselines.run_naive(ctx.redis.url, ctx.receiver.url, ctx.settings.naive_jobs, ctx.workdir)
+        for _ in range(ctx.settings.reps)
+    ]
+    log.info("naive RQ: %s", [round(r["per_second"], 1) for r in runs])
+    return {
+        "jobs_per_run": ctx.settings.naive_jobs,
+        "per_second": spread([r["per_second"] for r in runs]),
+    }
+
+
+def backlog_fleet(ctx: Context) -> system.Fleet:
+    """The throughput fleet (50 subscriptions on the fast receiver) and its published backlog,
+    made once per bench run."""
+    if "throughput" not in ctx.fleets:
+        urls = [ctx.receiver.url] * ctx.settings.subscriptions
+        fleet = system.seed_fleet(ctx.app, "throughput", urls)
+        system.publish_backlog(ctx.app, fleet, ctx.settings.backlog_events)
+        ctx.fleets["throughput"] = fleet
+    return ctx.fleets["throughput"]
+
+
+def run_backlog(ctx: Context, fleet: system.Fleet, workers: int, on_running=None) -> dict:
+    """Replay the backlog through `workers` fresh `flask worker` processes; time and check it."""
+    ctx.redis.client().flushdb()
+    count = system.reset_backlog(ctx.app, fleet)
+    fleet_workers = system.Workers(ctx.env, ctx.workdir)
+    try:
+        pids = fleet_workers.start(workers)
+        if on_running is not None:
+            on_running(pids)
+        settled = system.wait_until_settled(ctx.app, fleet.subscription_ids, count, SETTLE_TIMEOUT)
+        if settled < count:
+            raise AssertionError(f"only {settled} of {count} deliveries settled")
+        result = system.delivered_throughput(ctx.app, fleet.subscription_ids, count)
+        result["rss_mb"] = fleet_workers.rss_mb()
+        return result
+    finally:
+        fleet_workers.stop()
+
+
+def throughput(ctx: Context, workers: int) -> dict:
+    """Hookline's sustained delivery rate through a backlog, every attempt logged."""
+    fleet = backlog_fleet(ctx)
+    runs = [run_backlog(ctx, fleet, workers) for _ in range(ctx.settings.reps)]
+    log.info("hookline %d worker(s): %s", workers, [round(r["per_second"]) for r in runs])
+    return {
+        "workers": workers,
+        "deliveries_per_run": runs[0]["count"],
+        "subscriptions": len(fleet.subscription_ids),
+        "per_second": spread([r["per_second"] for r in runs]),
+        "rss_mb": spread([max(size["worker"] for size in r["rss_mb"]) for r in runs]),
+        "rss_with_children_mb": spread(
+            [max(size["with_children"] for size in r["rss_mb"]) for r in runs]
+        ),
+    }

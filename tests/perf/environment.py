@@ -1,0 +1,79 @@
+"""The machine and the versions a result came from, so a reader can compare like with like."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+PACKAGES = ("flask", "sqlalchemy", "rq", "redis", "requests", "urllib3", "psycopg")
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return round(int(line.split()[1]) / 1024 / 1024, 1)
+    return 0.0
+
+
+def _git_commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() or "unknown"
+
+
+def describe() -> dict:
+    """nproc, memory, CPU model, kernel, load before the run, commit."""
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": _memory_gib(),
+        "cpu_model": _cpu_model(),
+        "kernel": platform.release(),
+        "load_before": os.getloadavg(),
+        "commit": _git_commit(),
+    }
+
+
+def _package(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def postgres_version(uri: str | None) -> str:
+    """The server's version string, or why there is none."""
+    if not uri:
+        return "unavailable"
+    engine = create_engine(uri)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SHOW server_version")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def versions(ctx) -> dict:
+    """Versions of everything in the measured path."""
+    return {
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "redis": ctx.redis.version,
+        "postgresql": postgres_version(ctx.postgres_uri),
+        "receiver": f"{ctx.receiver.kind} {ctx.receiver.version}",
+        "database_for_delivery": ctx.database_uri.split(":", 1)[0],
+        "packages": {name: _package(name) for name in PACKAGES},
+    }

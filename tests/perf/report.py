@@ -1,0 +1,196 @@
+"""docs/performance.md from the results document: a table per figure, ratios, goals met or not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+COMMAND = "make bench   # = .venv/bin/python -m tests.perf.bench"
+
+
+def _median(figures: dict, name: str, key: str = "per_second") -> float | None:
+    figure = figures.get(name)
+    return figure[key]["median"] if figure and key in figure else None
+
+
+def _get(figures: dict, *path: str) -> float | None:
+    node = figures
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def goals(results: dict) -> list[dict]:
+    """Each goal of issue 6 with its measured value (None when the figure was not run)."""
+    f = results["figures"]
+    ceiling = _median(f, "ceiling")
+    one, two = _median(f, "throughput_1"), _median(f, "throughput_2")
+    rows: list[tuple[str, float | None, str, Callable[[float], bool]]] = [
+        (
+            "1 worker / raw ceiling",
+            one / ceiling if one and ceiling else None,
+            "≥ 0.60",
+            lambda v: v >= 0.60,
+        ),
+        ("2 workers / 1 worker", two / one if one and two else None, "≥ 1.50", lambda v: v >= 1.50),
+        (
+            "end-to-end p50 at half load (ms)",
+            _get(f, "latency", "p50", "median"),
+            "≤ 15",
+            lambda v: v <= 15,
+        ),
+        (
+            "end-to-end p99 at half load (ms)",
+            _get(f, "latency", "p99", "median"),
+            "≤ 100",
+            lambda v: v <= 100,
+        ),
+    ]
+    for db_name in ("sqlite", "postgresql"):
+        rows.append(
+            (
+                f"publish p50, fan-out 1, {db_name} (ms)",
+                _get(f, "publish", db_name, "1", "p50", "median"),
+                "≤ 2",
+                lambda v: v <= 2,
+            )
+        )
+        rows.append(
+            (
+                f"publish p50, fan-out 100, {db_name} (ms)",
+                _get(f, "publish", db_name, "100", "p50", "median"),
+                "≤ 15",
+                lambda v: v <= 15,
+            )
+        )
+    rows.append(
+        (
+            "fast endpoints' throughput with 10% slow / solo",
+            _get(f, "slow", "throughput_ratio"),
+            "≥ 0.70",
+            lambda v: v >= 0.70,
+        )
+    )
+    for name, page in (_get(f, "delivery_log", "pages") or {}).items():
+        rows.append(
+            (f"delivery log: {name}, p95 (ms)", page["p95"]["median"], "≤ 50", lambda v: v <= 50)
+        )
+    rows.append(
+        (
+            "worker RSS after the throughput run (MiB)",
+            _get(f, "throughput_1", "rss_mb", "median"),
+            "≤ 120",
+            lambda v: v <= 120,
+        )
+    )
+    return [
+        {"goal": goal, "measured": value, "target": target,
+         "met": None if value is None else bool(check(value))}
+        for goal, value, target, check in rows
+    ]  # fmt: skip
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def _spread_cell(s: dict | None, digits: int = 1) -> tuple[str, str]:
+    if not s:
+        return "—", "—"
+    return _fmt(s["median"], digits), f"{_fmt(s['min'], digits)}–{_fmt(s['max'], digits)}"
+
+
+def _machine(results: dict) -> list[str]:
+    e = results["environment"]
+    pk = e.get("packages", {})
+    load = ", ".join(f"{x:.2f}" for x in e.get("load_before", ()))
+    load_after = ", ".join(f"{x:.2f}" for x in e.get("load_after", ()))
+    return [
+        "## Machine and versions",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| CPU | {e['cpu_model']}, nproc = {e['nproc']} |",
+        f"| memory | {e['memory_gib']} GiB |",
+        f"| kernel | {e['kernel']} |",
+        f"| load average before / after (1, 5, 15 min) | {load} / {load_after} |",
+        f"| commit | {e['commit']} |",
+        f"| Python | {e.get('python', '?')} |",
+        f"| Redis | {e.get('redis', '?')} (its own server, no persistence) |",
+        f"| SQLite | {e.get('sqlite', '?')} (WAL, synchronous=NORMAL) |",
+        f"| PostgreSQL | {e.get('postgresql', '?')} (scratch database) |",
+        f"| receiver | {e.get('receiver', '?')} |",
+        f"| delivery figures' database | {e.get('database_for_delivery', '?')} |",
+        "| packages | " + ", ".join(f"{k} {v}" for k, v in pk.items()) + " |",
+        "",
+    ]
+
+
+def _throughput_section(results: dict) -> list[str]:
+    f = results["figures"]
+    lines = [
+        "## Delivery throughput (deliveries/s)",
+        "",
+        "| what | runs × size | median | spread (min–max) | vs raw ceiling |",
+        "|---|---|---:|---:|---:|",
+    ]
+    ceiling = _median(f, "ceiling")
+    rows = [
+        ("raw ceiling: one process, kept-alive requests.Session, no queue, no DB", "ceiling",
+         "requests_per_run"),
+        ("naive: one RQ job per delivery doing requests.post, default forking `rq worker`",
+         "naive", "jobs_per_run"),
+        ("Hookline, 1 `flask worker`, every attempt logged", "throughput_1", "deliveries_per_run"),
+        ("Hookline, 2 `flask worker`s, every attempt logged", "throughput_2", "deliveries_per_run"),
+    ]  # fmt: skip
+    for label, name, size_key in rows:
+        figure = f.get(name)
+        if not figure:
+            continue
+        median, span = _spread_cell(figure["per_second"])
+        ratio = figure["per_second"]["median"] / ceiling if ceiling else None
+        runs = len(figure["per_second"]["runs"])
+        lines.append(f"| {label} | {runs} × {figure[size_key]:,} | {median} | {span} | "
+                     f"{_fmt(ratio, 2)} |")  # fmt: skip
+    lines.append("")
+    return lines
+
+
+def markdown(results: dict) -> str:
+    """The whole of docs/performance.md."""
+    lines = [
+        "# Performance",
+        "",
+        "Written by `make bench` (tests/perf/); do not edit by hand — rerun it. Figures are",
+        "medians over repeated runs with the spread (min–max) beside them.",
+        "",
+        f"Command: `{COMMAND}` — took {results['total_seconds'] / 60:.1f} min.",
+        "",
+    ]
+    if results.get("notes"):
+        lines += ["Notes:", "", *[f"- {note}" for note in results["notes"]], ""]
+    lines += _machine(results)
+    lines += ["## Goals (issue 6)", "", "| goal | measured | target | met |", "|---|---:|---:|---|"]
+    for goal in goals(results):
+        met = {True: "met", False: "**not met**", None: "not measured"}[goal["met"]]
+        lines.append(f"| {goal['goal']} | {_fmt(goal['measured'], 2)} | {goal['target']} | {met} |")
+    lines.append("")
+    lines += _throughput_section(results)
+    for section in SECTIONS:
+        lines += section(results)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def summary(results: dict) -> str:
+    """A few lines for the terminal."""
+    out = []
+    for goal in goals(results):
+        met = {True: "met", False: "NOT MET", None: "not measured"}[goal["met"]]
+        out.append(f"{goal['goal']:<55} {_fmt(goal['measured'], 2):>10} {goal['target']:>7}  {met}")
+    return "\n".join(out)
+
+
+SECTIONS: list[Callable[[dict], list[str]]] = []

@@ -1,0 +1,218 @@
+"""Hookline as the bench runs it: the app, seeded tenants, a backlog of events, worker processes.
+
+Workers are real `flask worker` processes with DATABASE_URL/REDIS_URL set; the bench process
+only publishes (with `dispatcher.publish` and a commit, like any internal module) and reads the
+database afterwards to time what the workers did.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask import Flask
+from flask_migrate import upgrade
+from sqlalchemy import delete, func, select, update
+
+from dispatcher import publish, queues
+from portal import create_app
+from portal.extensions import db
+from portal.models import Attempt, Delivery, Event
+from portal.services import accounts, event_types
+from portal.services import subscriptions as subscription_service
+from tests.perf import payload
+from tests.perf.infra import ROOT, stop_process
+
+
+def make_app(database_uri: str) -> Flask:
+    """An app on `database_uri` (the rest of the settings come from the bench's environment)."""
+    return create_app({"SQLALCHEMY_DATABASE_URI": database_uri, "TESTING": True})
+
+
+def migrate(app: Flask) -> None:
+    """Schema by the real migrations, plus the standard event types."""
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+        event_types.sync_standard_types()
+        db.session.commit()
+
+
+@dataclass
+class Fleet:
+    """One tenant whose subscription i listens to exactly the type `types[i]` at `urls[i]`."""
+
+    tenant_id: str
+    subscription_ids: list[str]
+    types: list[str]
+    urls: list[str]
+
+    def ids_for(self, url: str) -> list[str]:
+        return [s for s, u in zip(self.subscription_ids, self.urls, strict=True) if u == url]
+
+
+def seed_fleet(app: Flask, name: str, urls: list[str], events: list[str] | None = None) -> Fleet:
+    """A tenant with one subscription per url, each filtering its own bench type (or `events`)."""
+    with app.app_context():
+        tenant = accounts.create_tenant(name)
+        types = payload.TYPE_NAMES[: len(urls)]
+        for type_name in types:
+            event_types.create_custom_type(tenant.id, type_name, "bench")
+        ids = []
+        for type_name, url in zip(types, urls, strict=True):
+            subscription, _ = subscription_service.create(
+                tenant.id, url=url, events=events or [type_name], description="bench"
+            )
+            ids.append(subscription.id)
+        db.session.commit()
+        return Fleet(tenant.id, ids, types, urls)
+
+
+def publish_backlog(app: Flask, fleet: Fleet, count: int, batch: int = 100) -> None:
+    """Publish `count` events round-robin over the fleet's types, `batch` per transaction."""
+    data = payload.padded_data()
+    with app.app_context():
+        for start in range(0, count, batch):
+            for i in range(start, min(start + batch, count)):
+                publish(fleet.types[i % len(fleet.types)], data, tenant_id=fleet.tenant_id)
+            db.session.commit()
+        db.session.remove()
+
+
+def reset_backlog(app: Flask, fleet: Fleet) -> int:
+    """Put the fleet's deliveries back exactly as `publish()` wrote them, and kick a drain.
+
+    Publishing goes through `publish()` once; repetitions replay the same backlog, because
+    publishing thousands of events per repetition would dominate the bench's run time."""
+    with app.app_context():
+        scope = select(Delivery.id).where(Delivery.subscription_id.in_(fleet.subscription_ids))
+        db.session.execute(delete(Attempt).where(Attempt.delivery_id.in_(scope)))
+        count = db.session.execute(
+            update(Delivery)
+            .where(Delivery.subscription_id.in_(fleet.subscription_ids))
+            .values(
+                status="pending",
+                attempt_count=0,
+                next_attempt_at=Delivery.created_at,
+                lease_expires_at=None,
+                last_response_status=None,
+                last_attempt_at=None,
+                updated_at=Delivery.created_at,
+            )
+        ).rowcount
+        db.session.commit()
+        queues.kick()  # what the publishing commit did
+        db.session.remove()
+    return count
+
+
+def clear_history(app: Flask) -> None:
+    """Delete attempts, deliveries and events (tenants and subscriptions stay)."""
+    with app.app_context():
+        for model in (Attempt, Delivery, Event):
+            db.session.execute(delete(model))
+        db.session.commit()
+        db.session.remove()
+
+
+@dataclass
+class Workers:
+    """`flask worker` processes started with the bench environment."""
+
+    env: dict[str, str]
+    logdir: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def start(self, count: int) -> list[int]:
+        for _ in range(count):
+            log = open(self.logdir / "workers.log", "a")  # noqa: SIM115 (closed with the process)
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "flask", "worker"],
+                    cwd=ROOT,
+                    env={**os.environ, **self.env},
+                    stdout=log,
+                    stderr=log,
+                )
+            )
+        return [p.pid for p in self.processes]
+
+    def rss_mb(self) -> list[dict[str, float]]:
+        """Each worker's resident memory (VmRSS), alone and with its children (RQ's scheduler
+        runs in a forked child)."""
+        sizes = []
+        for process in self.processes:
+            own = rss_mb(process.pid)
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+            total = own + sum(rss_mb(int(child)) for child in children)
+            sizes.append({"worker": own, "with_children": total})
+        return sizes
+
+    def stop(self) -> None:
+        for process in self.processes:
+            stop_process(process, timeout=20)
+        self.processes.clear()
+
+
+def rss_mb(pid: int) -> float:
+    """VmRSS of `pid` in MiB, from /proc/<pid>/status (0 if it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return 0.0
+    kb = next((int(line.split()[1]) for line in status.splitlines() if line[:6] == "VmRSS:"), 0)
+    return kb / 1024
+
+
+def wait_until_settled(
+    app: Flask, subscription_ids: list[str], expected: int, timeout: float
+) -> int:
+    """Wait until `expected` deliveries to those subscriptions are no longer pending."""
+    deadline = time.monotonic() + timeout
+    settled = 0
+    with app.app_context():
+        while time.monotonic() < deadline:
+            settled = db.session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.subscription_id.in_(subscription_ids), Delivery.status != "pending")
+            )
+            db.session.rollback()  # a fresh snapshot next time round
+            if settled >= expected:
+                break
+            time.sleep(0.2)
+        db.session.remove()
+    return settled
+
+
+def delivered_throughput(app: Flask, subscription_ids: list[str], expected: int) -> dict:
+    """Deliveries/s from the first attempt's start to the last delivery's update.
+
+    Asserts that every delivery succeeded on its first attempt and has its Attempt row."""
+    with app.app_context():
+        scope = Delivery.subscription_id.in_(subscription_ids)
+        statuses = dict(
+            db.session.execute(
+                select(Delivery.status, func.count()).where(scope).group_by(Delivery.status)
+            ).all()
+        )
+        attempts, attempted, first = db.session.execute(
+            select(
+                func.count(Attempt.id),
+                func.count(func.distinct(Attempt.delivery_id)),
+                func.min(Attempt.started_at),
+            )
+            .join(Delivery, Delivery.id == Attempt.delivery_id)
+            .where(scope)
+        ).one()
+        last = db.session.scalar(select(func.max(Delivery.updated_at)).where(scope))
+        db.session.remove()
+    if statuses != {"succeeded": expected}:
+        raise AssertionError(f"expected {expected} succeeded deliveries, found {statuses}")
+    if attempts != expected or attempted != expected:
+        raise AssertionError(f"{expected} deliveries but {attempts} attempts on {attempted}")
+    seconds = (last - first).total_seconds()
+    return {"count": expected, "seconds": seconds, "per_second": expected / seconds}
