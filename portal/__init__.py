@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings from the environment, then `config` overrides (tests use it)."""
-    from portal import api, cli, health, ui  # here, so `import dispatcher` does not pull them in
+    from portal import api, cli, health, metrics, security, ui  # here: `import dispatcher` skips
 
     app = Flask(
         __name__,
@@ -39,7 +39,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     dispatcher.init_app(app)
 
+    security.init_app(app)
     app.register_blueprint(health.bp)
+    metrics.init_app(app)
     api.init_app(app)
     ui.init_app(app)
     cli.init_app(app)
