@@ -1,0 +1,173 @@
+"""Browser fixtures: the portal on a real server thread, a `flask worker` process, and
+Debian's headless Chromium driven by Playwright.
+
+Without /usr/bin/chromium these tests skip, unless HOOKLINE_REQUIRE_BROWSER=1 (CI), where a
+missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from tests.ui.conftest import Admin, make_admin
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything in this folder is a browser test (and can be deselected with -m 'not browser')."""
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("HOOKLINE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"HOOKLINE_REQUIRE_BROWSER=1 but {message}")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class QuietHandler(WSGIRequestHandler):
+    """No access log lines in the test output."""
+
+    def log_request(self, *args, **kwargs) -> None:
+        pass
+
+
+class LiveServer:
+    """The test's app served by werkzeug on a loopback port, in a thread."""
+
+    def __init__(self, app) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def portal_server(app) -> Iterator[LiveServer]:
+    server = LiveServer(app).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def worker(app, test_env, tmp_path) -> Iterator[subprocess.Popen]:
+    """A real `flask worker` process on the test database and Redis (sweeping every second).
+
+    One retry one second after a failure keeps the journey short while still showing a
+    scheduled retry before a delivery is marked failed.
+    """
+    log = (tmp_path / "worker.log").open("wb")
+    env = {
+        **os.environ,
+        "FLASK_APP": "wsgi.py",
+        "HOOKLINE_SWEEP_INTERVAL": "1",
+        "HOOKLINE_RETRY_SCHEDULE": "1",
+        "HOOKLINE_DELIVERY_TIMEOUT": "5",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    yield process
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    log.close()
+
+
+@pytest.fixture
+def admin(app) -> Admin:
+    return make_admin("Acme", "admin@acme.test")
+
+
+@pytest.fixture
+def open_page(browser, portal_server):
+    """Open a fresh browser context (its own cookies) at a viewport; closes them afterwards.
+
+    Any JavaScript dialog (an `alert` from injected markup) is dismissed and fails the test.
+    """
+    contexts = []
+    dialogs: list[str] = []
+
+    def on_dialog(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def open_(width: int = 1280, height: int = 900):
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, base_url=portal_server.url
+        )
+        context.set_default_timeout(15000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("dialog", on_dialog)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    assert dialogs == [], f"JavaScript dialogs opened: {dialogs}"
+
+
+def sign_in(page, admin: Admin) -> None:
+    """Sign in through the login form, as a person would."""
+    page.goto("/login")
+    page.get_by_label("Email").fill(admin.email)
+    page.get_by_label("Password").fill(admin.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/")
+
+
+def screenshot(page, name: str) -> None:
+    """Save a full-page screenshot for the README."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

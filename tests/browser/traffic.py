@@ -1,0 +1,63 @@
+"""A day of real traffic for the screenshots: events published at past hours (on a moved
+clock) and delivered now by the real worker to a healthy and a broken loopback endpoint."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from dispatcher import clock, publish
+from portal.extensions import db
+from portal.models import Delivery, EventType
+from tests.factories import make_subscription
+from tests.receiver import Receiver, Reply
+
+TYPES = ("invoice.created", "payment.succeeded", "customer.created", "invoice.paid")
+
+
+def _example(name: str) -> dict:
+    return db.session.scalar(select(EventType.example).where(EventType.name == name))
+
+
+def publish_day_of_traffic(tenant_id: str, receiver: Receiver, monkeypatch) -> None:
+    """Two more endpoints and about a hundred events spread over the last 24 hours."""
+    make_subscription(
+        tenant_id,
+        receiver.url("/analytics"),
+        ["invoice.*", "payment.*", "customer.*"],
+        description="Analytics pipeline",
+    )
+    make_subscription(
+        tenant_id, receiver.url("/crm"), ["customer.*"], description="Legacy CRM sync"
+    )
+    receiver.script("/crm", default=Reply(status=502, body=b"Bad Gateway"))
+    examples = {name: _example(name) for name in TYPES}
+    now = clock.now()
+    with monkeypatch.context() as patch:
+        for hours_ago in range(23, -1, -1):
+            moment = now - timedelta(hours=hours_ago, minutes=20)
+            patch.setattr("dispatcher.clock.now", lambda moment=moment: moment)
+            for index in range(2 + (hours_ago * 7) % 5):
+                name = TYPES[(hours_ago + index) % len(TYPES)]
+                publish(name, examples[name], tenant_id=tenant_id)
+            db.session.commit()
+    wait_until_delivered()
+
+
+def wait_until_delivered(timeout: float = 90.0) -> None:
+    """Until the worker has finished every delivery (retries included)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.expire_all()
+        pending = db.session.scalar(
+            select(func.count()).select_from(Delivery).where(Delivery.status == "pending")
+        )
+        db.session.rollback()
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"{pending} deliveries still pending after {timeout} s")
+        time.sleep(0.25)
