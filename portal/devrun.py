@@ -48,7 +48,7 @@ class DemoReceiver:
 
     def __init__(self, port_file: Path) -> None:
         self.port_file = port_file
-        self.moved = True  # False when the last run's port was free again
+        self.moved = port_file.exists()  # until the last run's port turns out to be free
         self.server = self._bind(port_file)
         self.port = self.server.server_address[1]
 
