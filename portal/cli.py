@@ -8,7 +8,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from dispatcher import maintenance
+from dispatcher import maintenance, queues
 from dispatcher import worker as dispatcher_worker
 from dispatcher.errors import PublishError
 from dispatcher.publishing import publish
@@ -134,6 +134,11 @@ def demo_seed(endpoint_url: str | None) -> None:
 @click.option("--queues", "queue_names", multiple=True, help="Queue names (default: all).")
 def worker_command(burst: bool, queue_names: tuple[str, ...]) -> None:
     """Run an RQ worker with its scheduler and the periodic maintenance."""
+    known = queues.worker_queue_names()
+    unknown = [name for name in queue_names if name not in known]
+    if unknown:
+        # RQ would happily wait on a queue nothing is ever put on; say so instead.
+        raise click.ClickException(f"unknown queue {unknown[0]!r}; choose from {', '.join(known)}")
     dispatcher_worker.run(list(queue_names) or None, burst=burst)
 
 

@@ -88,6 +88,7 @@ def app(test_env):
         yield app
         db.session.remove()
         db.engine.dispose()
+        get_redis().close()  # else GC finds the socket open: a ResourceWarning, an error here
 
 
 @pytest.fixture
