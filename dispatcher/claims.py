@@ -50,23 +50,30 @@ def claim_due(
     priority_only: bool = False,
     exclude_subscriptions: frozenset[str] = frozenset(),
 ) -> list[Claim]:
-    """Lease up to `limit` due deliveries, priority ones first, and commit the lease.
+    """Lease up to `limit` due deliveries, priority ones (tests, manual retries) first, and
+    commit the lease.
 
     `lease` is the longest an attempt can take; the lease lasts twice that plus a margin, so a
     live worker always records its attempt before anyone else may claim the delivery."""
+    claims = _claim(limit, lease, True, exclude_subscriptions)
+    if not priority_only and len(claims) < limit:
+        claims += _claim(limit - len(claims), lease, False, exclude_subscriptions)
+    return claims
+
+
+def _claim(
+    limit: int, lease: timedelta, priority: bool, exclude_subscriptions: frozenset[str]
+) -> list[Claim]:
+    """One claim statement; each reads the (status, priority, next_attempt_at) index in order."""
     if limit <= 0:
         return []
     now = clock.now()
     expires = now + 2 * lease + LEASE_MARGIN
-    candidates = select(Delivery.id).where(*due_filter(now))
-    if priority_only:
-        candidates = candidates.where(Delivery.priority.is_(True))
+    candidates = select(Delivery.id).where(*due_filter(now), Delivery.priority == priority)
     if exclude_subscriptions:
         candidates = candidates.where(Delivery.subscription_id.not_in(exclude_subscriptions))
     candidates = (
-        candidates.order_by(Delivery.priority.desc(), Delivery.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+        candidates.order_by(Delivery.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
     )
     statement = (
         update(Delivery)

@@ -169,6 +169,7 @@ def _drain(priority: bool) -> int:
     lease = timedelta(seconds=timeout)
     budget_ends = time.monotonic() + config["HOOKLINE_DRAIN_BUDGET"]
     pool = _pool(concurrency)
+    http.pool_size = concurrency
     # Claim in batches: when half the pool is free, or when it is empty.
     refill_at = max(1, concurrency // 2)
 

@@ -26,6 +26,9 @@ from dispatcher.ssrf import Target
 
 MAX_BODY_BYTES = 16 * 1024
 _MAX_POOLS = 2000
+# Connections kept per receiving host; the worker sets it to its send concurrency, so no
+# connection is opened only to be thrown away when the pool is full.
+pool_size = 32
 
 try:
     USER_AGENT = f"Hookline/{version('hookline')}"
@@ -124,13 +127,13 @@ def _pool(target: Target) -> urllib3.HTTPConnectionPool:
                 pool = urllib3.HTTPSConnectionPool(
                     target.address,
                     target.port,
-                    maxsize=8,
+                    maxsize=pool_size,
                     server_hostname=target.host,
                     assert_hostname=target.host,
                     cert_reqs="CERT_REQUIRED",
                 )
             else:
-                pool = urllib3.HTTPConnectionPool(target.address, target.port, maxsize=8)
+                pool = urllib3.HTTPConnectionPool(target.address, target.port, maxsize=pool_size)
             pool.ConnectionCls = (
                 _WatchedHTTPSConnection if target.scheme == "https" else _WatchedHTTPConnection
             )

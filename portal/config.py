@@ -157,5 +157,6 @@ def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, An
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": production,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # A ping per checkout finds PostgreSQL connections broken by a restart; SQLite needs none.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": not database_url.startswith("sqlite")},
     }

@@ -85,7 +85,7 @@ class Delivery(db.Model):
     __table_args__ = (
         Index("ix_deliveries_tenant_id_id", "tenant_id", "id"),
         Index("ix_deliveries_tenant_status_id", "tenant_id", "status", "id"),
-        Index("ix_deliveries_status_next_attempt", "status", "next_attempt_at"),
+        Index("ix_deliveries_due", "status", "priority", "next_attempt_at"),
         Index("ix_deliveries_subscription_status", "subscription_id", "status"),
         Index("ix_deliveries_event", "event_id"),
         Index("ix_deliveries_created_at", "created_at"),
