@@ -30,7 +30,7 @@ def _maintenance_loop(app: Flask, stop: threading.Event) -> None:
         with app.app_context():
             try:
                 lock = f"{app.config['HOOKLINE_QUEUE_PREFIX']}:{MAINTENANCE_LOCK}"
-                if get_redis().set(lock, "1", nx=True, ex=max(1, interval - 1) or 1):
+                if get_redis().set(lock, "1", nx=True, ex=max(1, interval - 1)):
                     maintenance.run_all()
             except Exception:  # keep the loop alive through Redis or database outages
                 log.exception("periodic maintenance failed; trying again in %s s", interval)
