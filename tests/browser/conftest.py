@@ -133,14 +133,27 @@ def admin(app) -> Admin:
 def open_page(browser, portal_server):
     """Open a fresh browser context (its own cookies) at a viewport; closes them afterwards.
 
-    Any JavaScript dialog (an `alert` from injected markup) is dismissed and fails the test.
+    Any JavaScript dialog (an `alert` from injected markup), page error or console error (a
+    Content-Security-Policy violation, a failed script) fails the test.
     """
     contexts = []
     dialogs: list[str] = []
+    errors: list[str] = []
 
     def on_dialog(dialog) -> None:
         dialogs.append(dialog.message)
         dialog.dismiss()
+
+    def on_console(message) -> None:
+        # Refused pages (the 400s and 404s the tests provoke) are checked by the tests.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(message.text)
+
+    def on_response(response) -> None:
+        # Documents and the tests' own fetch() probes are refused on purpose; an asset or an
+        # HTMX request (xhr) that fails is a bug.
+        if response.status >= 400 and response.request.resource_type not in {"document", "fetch"}:
+            errors.append(f"{response.status} for {response.url}")
 
     def open_(width: int = 1280, height: int = 900):
         context = browser.new_context(
@@ -150,12 +163,16 @@ def open_page(browser, portal_server):
         contexts.append(context)
         page = context.new_page()
         page.on("dialog", on_dialog)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", on_console)
+        page.on("response", on_response)
         return page
 
     yield open_
     for context in contexts:
         context.close()
     assert dialogs == [], f"JavaScript dialogs opened: {dialogs}"
+    assert errors == [], f"errors in the browser console: {errors}"
 
 
 def sign_in(page, admin: Admin) -> None:
