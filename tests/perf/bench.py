@@ -23,7 +23,16 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from tests.perf import delivery, environment, infra, report
+from tests.perf import (
+    delivery,
+    deliverylog,
+    environment,
+    infra,
+    latency,
+    profiling,
+    publishing,
+    report,
+)
 from tests.perf.context import Context, Settings
 
 log = logging.getLogger("bench")
@@ -34,6 +43,11 @@ FIGURES: dict[str, Callable[[Context], dict]] = {
     "naive": delivery.naive,
     "throughput_1": lambda ctx: delivery.throughput(ctx, 1),
     "throughput_2": lambda ctx: delivery.throughput(ctx, 2),
+    "profile": profiling.profile,
+    "latency": latency.end_to_end,
+    "slow": latency.slow_receivers,
+    "publish": publishing.publish_latency,
+    "delivery_log": deliverylog.delivery_log,
 }
 
 
@@ -93,9 +107,11 @@ def run(settings: Settings) -> dict:
         for name, measure in FIGURES.items():
             if settings.wants(name):
                 log.info("measuring %s", name)
-                figure_started = time.monotonic()
-                results["figures"][name] = measure(ctx)
-                results["figures"][name]["bench_seconds"] = time.monotonic() - figure_started
+                figure_started, load = time.monotonic(), os.getloadavg()[0]
+                figure = measure(ctx)
+                figure["bench_seconds"] = round(time.monotonic() - figure_started, 1)
+                figure["load_at_start"] = round(load, 2)
+                results["figures"][name] = ctx.figures[name] = figure
         results["notes"] = ctx.notes
     results["environment"]["load_after"] = os.getloadavg()
     results["total_seconds"] = time.monotonic() - started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from tests.perf import baselines, system
 from tests.perf.context import Context
@@ -50,23 +51,34 @@ def backlog_fleet(ctx: Context) -> system.Fleet:
     return ctx.fleets["throughput"]
 
 
-def run_backlog(ctx: Context, fleet: system.Fleet, workers: int, on_running=None) -> dict:
-    """Replay the backlog through `workers` fresh `flask worker` processes; time and check it."""
+def run_backlog(
+    ctx: Context,
+    fleet: system.Fleet,
+    workers: int,
+    measured: list[str] | None = None,
+    on_running: Callable[[list[int]], None] | None = None,
+    grace: float = 20.0,
+) -> dict:
+    """Replay the backlog through `workers` fresh `flask worker` processes; time and check the
+    deliveries to the `measured` subscriptions (all of the fleet's by default)."""
+    measured = measured or fleet.subscription_ids
     ctx.redis.client().flushdb()
-    count = system.reset_backlog(ctx.app, fleet)
+    system.reset_backlog(ctx.app, fleet)
+    count = system.count_deliveries(ctx.app, measured)
     fleet_workers = system.Workers(ctx.env, ctx.workdir)
     try:
         pids = fleet_workers.start(workers)
+        fleet_workers.wait_ready(ctx.redis.url)
         if on_running is not None:
             on_running(pids)
-        settled = system.wait_until_settled(ctx.app, fleet.subscription_ids, count, SETTLE_TIMEOUT)
+        settled = system.wait_until_settled(ctx.app, measured, count, SETTLE_TIMEOUT)
         if settled < count:
             raise AssertionError(f"only {settled} of {count} deliveries settled")
-        result = system.delivered_throughput(ctx.app, fleet.subscription_ids, count)
+        result = system.delivered_throughput(ctx.app, measured, count)
         result["rss_mb"] = fleet_workers.rss_mb()
         return result
     finally:
-        fleet_workers.stop()
+        fleet_workers.stop(grace)
 
 
 def throughput(ctx: Context, workers: int) -> dict:

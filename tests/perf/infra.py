@@ -40,16 +40,29 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
 
 
+def child_pids(pid: int) -> list[int]:
+    """The direct children of `pid` (e.g. the scheduler RQ forks), from /proc."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
 def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> None:
-    """SIGTERM, wait, then SIGKILL: the process stops one way or the other."""
+    """SIGTERM, wait, then SIGKILL it and the children it left: it stops one way or the other."""
     if process.poll() is not None:
         return
+    children = child_pids(process.pid)
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
+        children += child_pids(process.pid)
         process.kill()
         process.wait(5)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def nginx_binary(install: bool = True) -> str | None:

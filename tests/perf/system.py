@@ -21,11 +21,11 @@ from sqlalchemy import delete, func, select, update
 from dispatcher import publish, queues
 from portal import create_app
 from portal.extensions import db
-from portal.models import Attempt, Delivery, Event
+from portal.models import Attempt, Delivery, Event, Subscription
 from portal.services import accounts, event_types
 from portal.services import subscriptions as subscription_service
 from tests.perf import payload
-from tests.perf.infra import ROOT, stop_process
+from tests.perf.infra import ROOT, child_pids, stop_process
 
 
 def make_app(database_uri: str) -> Flask:
@@ -109,13 +109,47 @@ def reset_backlog(app: Flask, fleet: Fleet) -> int:
     return count
 
 
-def clear_history(app: Flask) -> None:
-    """Delete attempts, deliveries and events (tenants and subscriptions stay)."""
+def clear_history(app: Flask, tenant_id: str) -> None:
+    """Delete the tenant's attempts, deliveries and events (its subscriptions stay)."""
     with app.app_context():
         for model in (Attempt, Delivery, Event):
-            db.session.execute(delete(model))
+            db.session.execute(delete(model).where(model.tenant_id == tenant_id))
         db.session.commit()
         db.session.remove()
+
+
+def repoint(app: Flask, subscription_ids: list[str], url: str) -> None:
+    """Send those subscriptions' deliveries to `url` from now on (workers started later see it)."""
+    with app.app_context():
+        db.session.execute(
+            update(Subscription).where(Subscription.id.in_(subscription_ids)).values(url=url)
+        )
+        db.session.commit()
+        db.session.remove()
+
+
+def publish_paced(
+    app: Flask, fleet: Fleet, rate: float, count: int, max_seconds: float = 60.0
+) -> list[tuple[str, float]]:
+    """Publish and commit one event at a time, `rate` per second, for at most `count` events
+    or `max_seconds`; returns (event id, unix time just before its publish() call). Falls
+    behind, never bursts, when publishing is slower than the rate."""
+    data = payload.padded_data()
+    sent: list[tuple[str, float]] = []
+    with app.app_context():
+        start = time.monotonic()
+        for i in range(count):
+            if time.monotonic() - start > max_seconds:
+                break
+            pause = start + i / rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            published_at = time.time()
+            event = publish(fleet.types[i % len(fleet.types)], data, tenant_id=fleet.tenant_id)
+            db.session.commit()
+            sent.append((event.id, published_at))
+        db.session.remove()
+    return sent
 
 
 @dataclass
@@ -140,20 +174,32 @@ class Workers:
             )
         return [p.pid for p in self.processes]
 
+    def wait_ready(self, redis_url: str, timeout: float = 60.0) -> None:
+        """Block until every started worker has registered with RQ (imports done, listening)."""
+        from redis import Redis
+        from rq import Worker
+
+        connection = Redis.from_url(redis_url)
+        deadline = time.monotonic() + timeout
+        while Worker.count(connection=connection) < len(self.processes):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"workers not ready after {timeout:g} s; see workers.log")
+            time.sleep(0.1)
+
     def rss_mb(self) -> list[dict[str, float]]:
         """Each worker's resident memory (VmRSS), alone and with its children (RQ's scheduler
         runs in a forked child)."""
         sizes = []
         for process in self.processes:
             own = rss_mb(process.pid)
-            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-            total = own + sum(rss_mb(int(child)) for child in children)
+            total = own + sum(rss_mb(child) for child in child_pids(process.pid))
             sizes.append({"worker": own, "with_children": total})
         return sizes
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 20.0) -> None:
+        """SIGTERM (RQ finishes the drain in hand), SIGKILL after `grace` seconds."""
         for process in self.processes:
-            stop_process(process, timeout=20)
+            stop_process(process, timeout=grace)
         self.processes.clear()
 
 
@@ -165,6 +211,18 @@ def rss_mb(pid: int) -> float:
         return 0.0
     kb = next((int(line.split()[1]) for line in status.splitlines() if line[:6] == "VmRSS:"), 0)
     return kb / 1024
+
+
+def count_deliveries(app: Flask, subscription_ids: list[str]) -> int:
+    """How many deliveries those subscriptions have."""
+    with app.app_context():
+        count = db.session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.subscription_id.in_(subscription_ids))
+        )
+        db.session.remove()
+    return count
 
 
 def wait_until_settled(

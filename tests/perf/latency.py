@@ -1,0 +1,161 @@
+"""End-to-end latency (publish → receiver) at half load, and slow receivers beside fast ones.
+
+Receive times come from nginx's access log on a second port (`$msec $http_webhook_id`, flushed
+every 200 ms and read after the run), so the receiver stays nginx; the publish time is taken
+just before `publish()` is called, so the figure includes publish, commit and the enqueue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from tests.perf import delivery, infra, system
+from tests.perf.context import Context
+from tests.perf.stats import combine, latency_summary, spread
+
+log = logging.getLogger("bench")
+
+HALF = 0.5
+SLOW_SHARE = 0.10
+SLOW_DELAY = 2.0  # seconds before a slow endpoint answers
+WARMUP_EVENTS = 20
+MAX_EVENTS = 20_000
+LATENCY_KEYS = ("p50", "p95", "p99", "max")
+
+
+def half_load_rate(ctx: Context) -> float:
+    """Half of the measured 1-worker maximum (BENCH_LATENCY_RATE when that was not measured)."""
+    one = ctx.figures.get("throughput_1")
+    if one:
+        return HALF * one["per_second"]["median"]
+    return float(os.environ.get("BENCH_LATENCY_RATE", "100"))
+
+
+def latency_fleet(ctx: Context) -> system.Fleet:
+    """50 subscriptions on nginx's logged port, seeded once."""
+    if "latency" not in ctx.fleets:
+        urls = [ctx.receiver.logged_url] * ctx.settings.subscriptions
+        ctx.fleets["latency"] = system.seed_fleet(ctx.app, "latency", urls)
+    return ctx.fleets["latency"]
+
+
+def _warm_up(ctx: Context, fleet: system.Fleet, fast: list[int]) -> None:
+    """A few deliveries to fast endpoints first, so connections and caches are warm."""
+    warm = system.Fleet(
+        fleet.tenant_id,
+        [fleet.subscription_ids[i] for i in fast],
+        [fleet.types[i] for i in fast],
+        [fleet.urls[i] for i in fast],
+    )
+    system.publish_paced(ctx.app, warm, rate=50, count=WARMUP_EVENTS)
+    system.wait_until_settled(ctx.app, warm.subscription_ids, WARMUP_EVENTS, 60)
+
+
+def paced_run(ctx: Context, fleet: system.Fleet, rate: float, fast: list[int]) -> dict:
+    """One paced run through one fresh worker; latency of the deliveries to `fast` endpoints."""
+    system.clear_history(ctx.app, fleet.tenant_id)
+    ctx.redis.client().flushdb()
+    workers = system.Workers(ctx.env, ctx.workdir)
+    try:
+        workers.start(1)
+        workers.wait_ready(ctx.redis.url)
+        _warm_up(ctx, fleet, fast)
+        ctx.receiver.clear_arrivals()
+        count = max(50, min(MAX_EVENTS, int(rate * ctx.settings.latency_seconds)))
+        limit = 1.5 * ctx.settings.latency_seconds
+        sent = system.publish_paced(ctx.app, fleet, rate, count, max_seconds=limit)
+        fast_set = set(fast)
+        measured = [
+            (eid, at) for i, (eid, at) in enumerate(sent) if i % len(fleet.types) in fast_set
+        ]
+        fast_ids = [fleet.subscription_ids[i] for i in fast]
+        expected = WARMUP_EVENTS + len(measured)
+        system.wait_until_settled(ctx.app, fast_ids, expected, delivery.SETTLE_TIMEOUT)
+        system.delivered_throughput(ctx.app, fast_ids, expected)  # asserts all succeeded, logged
+    finally:
+        # with slow endpoints a drain would keep sending to them for its whole budget
+        workers.stop(grace=20.0 if len(fast) == len(fleet.types) else 3.0)
+    arrivals = ctx.receiver.arrivals()
+    missing = [eid for eid, _ in measured if eid not in arrivals]
+    if missing:
+        raise AssertionError(f"{len(missing)} deliveries never reached the receiver's log")
+    samples = [(arrivals[eid] - at) * 1000 for eid, at in measured]
+    summary = latency_summary(samples)
+    summary["achieved_rate"] = len(sent) / max(1e-9, sent[-1][1] - sent[0][1])
+    return summary
+
+
+def end_to_end(ctx: Context) -> dict:
+    """Publish → receiver latency at half of the 1-worker maximum, one event per commit."""
+    fleet = latency_fleet(ctx)
+    rate = half_load_rate(ctx)
+    everyone = list(range(len(fleet.subscription_ids)))
+    runs = [paced_run(ctx, fleet, rate, everyone) for _ in range(ctx.settings.reps)]
+    log.info("end-to-end at %.0f/s: p50 %s", rate, [round(r["p50"], 1) for r in runs])
+    return {
+        "target_rate": rate,
+        "achieved_rate": spread([r["achieved_rate"] for r in runs]),
+        "events_per_run": runs[0]["count"],
+        **combine(runs, LATENCY_KEYS),
+    }
+
+
+def _slow_indices(count: int) -> list[int]:
+    return list(range(max(1, round(count * SLOW_SHARE))))
+
+
+def slow_receivers(ctx: Context) -> dict:
+    """10% of endpoints answer after 2 s: the other 90%'s throughput and latency."""
+    slow_server = infra.start_python_receiver(ctx.workdir, delay=SLOW_DELAY, name="slow")
+    try:
+        throughput_runs = _slow_throughput(ctx, slow_server.url)
+        latency_runs = _slow_latency(ctx, slow_server.url)
+    finally:
+        slow_server.stop()
+    solo = ctx.figures.get("throughput_1")
+    fast = spread([r["per_second"] for r in throughput_runs])
+    result = {
+        "slow_share": SLOW_SHARE,
+        "slow_delay_seconds": SLOW_DELAY,
+        "fast_per_second": fast,
+        "solo_per_second": solo["per_second"] if solo else None,
+        "throughput_ratio": fast["median"] / solo["per_second"]["median"] if solo else None,
+        "latency": combine(latency_runs, LATENCY_KEYS),
+        "latency_rate": half_load_rate(ctx),
+    }
+    solo_latency = ctx.figures.get("latency")
+    if solo_latency:
+        result["solo_latency"] = {k: solo_latency[k] for k in LATENCY_KEYS}
+    log.info("slow receivers: fast endpoints at %.0f/s", fast["median"])
+    return result
+
+
+def _slow_throughput(ctx: Context, slow_url: str) -> list[dict]:
+    """The throughput backlog with its first 10% of subscriptions pointed at the slow server."""
+    fleet = delivery.backlog_fleet(ctx)
+    slow = _slow_indices(len(fleet.subscription_ids))
+    slow_ids = [fleet.subscription_ids[i] for i in slow]
+    fast_ids = [s for s in fleet.subscription_ids if s not in slow_ids]
+    system.repoint(ctx.app, slow_ids, slow_url)
+    try:
+        return [
+            delivery.run_backlog(ctx, fleet, 1, measured=fast_ids, grace=3.0)
+            for _ in range(ctx.settings.reps)
+        ]
+    finally:
+        system.repoint(ctx.app, slow_ids, ctx.receiver.url)
+
+
+def _slow_latency(ctx: Context, slow_url: str) -> list[dict]:
+    """The paced half-load run with 10% of its endpoints slow; latency of the others."""
+    fleet = latency_fleet(ctx)
+    slow = _slow_indices(len(fleet.subscription_ids))
+    fast = [i for i in range(len(fleet.subscription_ids)) if i not in slow]
+    slow_ids = [fleet.subscription_ids[i] for i in slow]
+    system.repoint(ctx.app, slow_ids, slow_url)
+    try:
+        rate = half_load_rate(ctx)
+        return [paced_run(ctx, fleet, rate, fast) for _ in range(ctx.settings.reps)]
+    finally:
+        system.repoint(ctx.app, slow_ids, ctx.receiver.logged_url)

@@ -1,0 +1,93 @@
+"""`publish()` latency: publish + commit, in-process, for fan-out 1, 10 and 100.
+
+The event is a standard type with a JSON Schema (invoice.created, its catalog example), so the
+figure includes validation. Before each timed publish the drain-waiting flag is cleared, so
+every commit pays the Redis enqueue a publisher pays while workers are draining.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask
+
+from dispatcher import publish, queues
+from portal.catalog import STANDARD_EVENT_TYPES
+from portal.extensions import db
+from portal.services import accounts
+from portal.services import subscriptions as subscription_service
+from tests.perf import system
+from tests.perf.context import Context
+from tests.perf.stats import combine, latency_summary
+
+log = logging.getLogger("bench")
+
+FANOUTS = (1, 10, 100)
+EVENT_TYPE = "invoice.created"
+WARMUP = 10
+
+
+def _example() -> dict:
+    return next(t.example for t in STANDARD_EVENT_TYPES if t.name == EVENT_TYPE)
+
+
+def _seed(app: Flask, fanout: int, url: str) -> str:
+    with app.app_context():
+        tenant = accounts.create_tenant(f"publish fan-out {fanout}")
+        for _ in range(fanout):
+            subscription_service.create(tenant.id, url=url, events=[EVENT_TYPE])
+        db.session.commit()
+        tenant_id = tenant.id
+        db.session.remove()
+    return tenant_id
+
+
+def _one_run(app: Flask, tenant_id: str, samples: int) -> dict:
+    data = _example()
+    timings: list[float] = []
+    with app.app_context():
+        for i in range(WARMUP + samples):
+            queues.clear_kick_flag(False)
+            started = time.perf_counter()
+            publish(EVENT_TYPE, data, tenant_id=tenant_id)
+            db.session.commit()
+            if i >= WARMUP:
+                timings.append((time.perf_counter() - started) * 1000)
+        db.session.remove()
+    return latency_summary(timings)
+
+
+def _databases(ctx: Context) -> list[tuple[str, str]]:
+    found = [("sqlite", f"sqlite:///{ctx.workdir / 'publish.db'}")]
+    if ctx.postgres_uri:
+        found.append(("postgresql", ctx.postgres_uri))
+    return found
+
+
+def publish_latency(ctx: Context) -> dict:
+    """p50/p95 of publish + commit per fan-out, on a fresh SQLite file and on PostgreSQL."""
+    result: dict = {"event_type": EVENT_TYPE, "samples_per_run": ctx.settings.publish_samples}
+    for name, uri in _databases(ctx):
+        app = ctx.app if uri == ctx.database_uri else system.make_app(uri)
+        system.migrate(app)
+        figures = {}
+        for fanout in FANOUTS:
+            tenant_id = _seed(app, fanout, ctx.receiver.url)
+            runs = [
+                _one_run(app, tenant_id, ctx.settings.publish_samples)
+                for _ in range(ctx.settings.reps)
+            ]
+            figures[str(fanout)] = combine(runs, ("p50", "p95", "p99"))
+            log.info(
+                "publish %s fan-out %d: p50 %.2f ms",
+                name,
+                fanout,
+                figures[str(fanout)]["p50"]["median"],
+            )
+        result[name] = figures
+        if app is not ctx.app:
+            with app.app_context():
+                db.engine.dispose()
+    ctx.redis.client().flushdb()  # the drain jobs nobody will run
+    return result
