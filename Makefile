@@ -9,7 +9,7 @@ VENV_STAMP := $(VENV)/.installed
 HTMX := static/vendor/htmx.min.js
 PYTEST_ARGS ?=
 
-.PHONY: venv assets run test lint clean bench
+.PHONY: venv assets run test lint clean bench soak
 
 venv: $(VENV_STAMP)
 
@@ -42,6 +42,11 @@ lint: venv
 bench: venv
 	$(VENV_PYTHON) -m pip install --disable-pip-version-check --quiet "py-spy>=0.3"
 	$(VENV_PYTHON) -m tests.perf.bench
+
+# 20,000 deliveries under worker SIGKILLs and Redis restarts, at most 15 minutes; rewrites the
+# figures in docs/reliability.md (SOAK_QUICK=1: 2,000 deliveries, figures printed only).
+soak: venv
+	$(VENV_PYTHON) -m tests.soak.run
 
 # Keeps instance/ (the development database, keys and Redis data); delete it by hand to start over.
 clean:
