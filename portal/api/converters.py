@@ -3,7 +3,7 @@ document tells clients the shape."""
 
 from __future__ import annotations
 
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, PathConverter
 
 ID_PATTERN = r"[A-Za-z0-9_]{1,64}"
 NAME_PATTERN = r"[A-Za-z0-9_.\-]{1,200}"
@@ -21,7 +21,15 @@ class NameConverter(BaseConverter):
     regex = NAME_PATTERN
 
 
-CONVERTERS = {"hid": IdConverter, "hname": NameConverter}
+class AnythingConverter(PathConverter):
+    """Like `path`, but across line breaks too, so a %0A in a URL cannot escape the API's
+    fallback route (and its problem answers)."""
+
+    regex = r"[\s\S]+"
+    part_isolating = False  # spans slashes (werkzeug infers True from a regex without "/")
+
+
+CONVERTERS = {"hid": IdConverter, "hname": NameConverter, "anything": AnythingConverter}
 
 
 def id_parameter_schema(converter: BaseConverter) -> dict:

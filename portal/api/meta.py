@@ -82,7 +82,7 @@ def _allowed_methods(path: str) -> set[str]:
 
 
 @bp.route("/", defaults={"path": ""}, methods=_METHODS, endpoint="fallback")
-@bp.route("/<path:path>", methods=_METHODS, endpoint="fallback")
+@bp.route("/<anything:path>", methods=_METHODS, endpoint="fallback")
 def fallback(path: str):
     """No route here: 405 if the path exists with other methods, else 404."""
     allowed = _allowed_methods(request.path)
