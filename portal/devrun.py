@@ -250,6 +250,7 @@ class DevRun:
             if self.stop_requested.wait(0.1):
                 self.stop_children([child])
         reader.join()
+        child.process.stdout.close()
         self.children.remove(child)
         output = "".join(chunks)
         if child.process.returncode != 0 and not self.stop_requested.is_set():
