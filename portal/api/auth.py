@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import timedelta
 
-from flask import Blueprint, Response, g, json, request
+from flask import Blueprint, Response, g, request
 from sqlalchemy import inspect
 
 from portal.api.errors import malformed_json, problem
@@ -63,10 +65,24 @@ def check_body() -> Response | None:
             "Send the body as JSON with 'Content-Type: application/json'.",
         )
     try:
-        json.loads(raw)
+        parsed = json.loads(raw, parse_float=_finite_float, parse_constant=_refuse_constant)
+        # Re-encoding finds lone surrogates ("\ud800"): valid JSON escapes, but no database
+        # column can store them, so they are refused here rather than failing at the write.
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError):
         return malformed_json()
     return None
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:20]}")
+    return value
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
 
 
 def protect(bp: Blueprint) -> None:

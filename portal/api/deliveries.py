@@ -16,7 +16,7 @@ from portal.api.schemas import (
 from portal.extensions import db
 from portal.services import deliveries as service
 
-blp = resource_blueprint("api-deliveries", "/deliveries", "The delivery log, and retries.")
+blp = resource_blueprint("Deliveries", "/deliveries", "The delivery log, and retries.")
 
 
 @blp.route("")

@@ -143,7 +143,8 @@ def malformed_json() -> Response:
         400,
         "malformed-json",
         "Malformed JSON",
-        "The request body is not valid JSON.",
+        "The request body is not valid JSON, or holds what cannot be stored: text that is "
+        "not valid Unicode, or a number out of range (NaN, Infinity, 1e400).",
         code="malformed_json",
     )
 

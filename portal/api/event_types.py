@@ -19,7 +19,7 @@ from portal.services import event_types
 from portal.services.paging import Page
 
 blp = resource_blueprint(
-    "api-event-types", "/event-types", "The event-type catalog: standard and custom types."
+    "Event types", "/event-types", "The event-type catalog: standard and custom types."
 )
 
 

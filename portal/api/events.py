@@ -20,7 +20,7 @@ from portal.extensions import db
 from portal.services import events as service
 from portal.services.paging import Page
 
-blp = resource_blueprint("api-events", "/events", "Publish events and read what was published.")
+blp = resource_blueprint("Events", "/events", "Publish events and read what was published.")
 
 _REPLAYED = {
     "Idempotent-Replayed": {

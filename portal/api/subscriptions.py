@@ -32,7 +32,7 @@ from portal.services import subscriptions as service
 from portal.services.paging import check_cursor, page_of_rows
 
 blp = resource_blueprint(
-    "api-subscriptions", "/subscriptions", "Endpoints that receive the tenant's events."
+    "Subscriptions", "/subscriptions", "Endpoints that receive the tenant's events."
 )
 
 

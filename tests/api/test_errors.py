@@ -46,6 +46,21 @@ def test_malformed_json_is_400(api):
     assert body["code"] == "malformed_json"
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"type": "invoice.sent", "data": {"x": "\\ud800"}}',
+        '{"type": "invoice.sent", "data": {"x": NaN}}',
+        '{"name": "order.x", "example": {"n": 1e400}}',
+        b'{"type": "invoice.sent", "data": {"x": "\xff"}}',
+    ],
+)
+def test_json_that_cannot_be_stored_is_400(api, raw):
+    path = "/event-types" if "order.x" in str(raw) else "/events"
+    response = api.post(path, data=raw, content_type="application/json")
+    assert_problem(response, 400, "malformed-json")
+
+
 def test_deeply_nested_json_is_400_not_a_crash(api):
     body = "[" * 200_000 + "]" * 200_000
     response = api.post("/events", data=body, content_type="application/json")
@@ -118,3 +133,33 @@ def test_pages_outside_the_api_keep_their_own_errors(app, client, path):
     response = client.get(path)
     assert response.status_code == 404
     assert response.mimetype != "application/problem+json"
+
+
+HOSTILE = ["\x00", "a\x00b", "\u202e<script>alert(1)</script>", "\ud800", "x\udfff", "' OR 1=1 --"]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_text_gets_a_clear_answer_never_a_500(api, value):
+    calls = [
+        (
+            "POST",
+            "/subscriptions",
+            {"url": "http://127.0.0.1:9/", "events": ["*"], "description": value},
+        ),
+        ("POST", "/subscriptions", {"url": value, "events": [value]}),
+        ("POST", "/event-types", {"name": "order.x", "description": value}),
+        ("POST", "/events", {"type": value, "data": {value: value}}),
+        ("POST", "/events", {"type": "invoice.sent", "data": {value: [value]}}),
+    ]
+    for method, path, body in calls:
+        response = api.request(method, path, json=body)
+        assert response.status_code < 500, (path, body, response.get_data(as_text=True))
+    # A URL cannot carry a lone surrogate at all (UTF-8 percent-encoding refuses it).
+    in_url = value.encode("utf-8", "replace").decode()
+    for query in ("cursor", "event_type", "subscription_id", "status"):
+        response = api.get("/deliveries", query_string={query: in_url})
+        assert response.status_code in (200, 422), (query, response.get_data(as_text=True))
+    response = api.post(
+        "/events", json={"type": "invoice.sent", "data": {}}, headers={"Idempotency-Key": "k\x00"}
+    )
+    assert response.status_code == 422
