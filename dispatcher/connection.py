@@ -13,6 +13,8 @@ from pathlib import Path
 
 import redis
 from flask import Flask, current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 _EXTENSION = "hookline.redis"
 
@@ -72,7 +74,8 @@ def stop_embedded_redis(db_path: Path, save: bool = True) -> None:
     if _pings(socket_path):
         # shutdown closes the connection before it can reply
         with contextlib.suppress(redis.ConnectionError):
-            redis.Redis(unix_socket_path=str(socket_path)).shutdown(nosave=not save)
+            client = redis.Redis(unix_socket_path=str(socket_path), retry=Retry(NoBackoff(), 0))
+            client.shutdown(nosave=not save)
 
 
 def init_app(app: Flask) -> None:

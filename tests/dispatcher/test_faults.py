@@ -130,6 +130,7 @@ def fault_app(test_env, own_redis):
         get_redis().flushdb()
         yield app
         db.session.remove()
+        db.engine.dispose()
 
 
 @pytest.fixture
