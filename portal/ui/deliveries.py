@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from flask import Blueprint, flash, redirect, request, url_for
+from flask import Blueprint, flash, make_response, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from dispatcher.message import body_for
 from portal.extensions import db
+from portal.models import Delivery
 from portal.services import ServiceError, deliveries, event_types, events
 from portal.services import subscriptions as subscription_service
+from portal.services.paging import Page
 from portal.ui.common import protect, render, tenant_id
 
 bp = protect(Blueprint("deliveries", __name__, url_prefix="/deliveries"))
@@ -32,44 +34,57 @@ def _parse_time(value: str, label: str, errors: list[str]) -> datetime | None:
         return None
 
 
+def _find(tid: str, args: dict[str, str], errors: list[str]) -> Page[Delivery] | None:
+    """One page of the log for the filters in `args`; problems go to `errors`."""
+    since = _parse_time(args["since"], "From", errors)
+    until = _parse_time(args["until"], "To", errors)
+    if errors:
+        return None
+    try:
+        return deliveries.list_deliveries(
+            tid,
+            limit=PAGE_SIZE,
+            cursor=request.args.get("cursor") or None,
+            status=args["status"] or None,
+            subscription_id=args["endpoint_id"] or None,
+            event_type=args["event_type"] or None,
+            since=since,
+            until=until,
+        )
+    except ServiceError as exc:
+        errors.append(exc.message)
+        return None
+
+
 @bp.get("")
-def index() -> str:
+def index() -> Response:
     """The log, newest first; filter changes and paging swap only the results (HTMX)."""
     tid = tenant_id()
     args = {name: request.args.get(name, "").strip() for name in FILTERS}
+    query = {name: value for name, value in args.items() if value}
     errors: list[str] = []
-    since = _parse_time(args["since"], "From", errors)
-    until = _parse_time(args["until"], "To", errors)
-    page = None
-    if not errors:
-        try:
-            page = deliveries.list_deliveries(
-                tid,
-                limit=PAGE_SIZE,
-                cursor=request.args.get("cursor") or None,
-                status=args["status"] or None,
-                subscription_id=args["endpoint_id"] or None,
-                event_type=args["event_type"] or None,
-                since=since,
-                until=until,
-            )
-        except ServiceError as exc:
-            errors.append(exc.message)
+    page = _find(tid, args, errors)
     endpoints = subscription_service.list_for_tenant(tid, limit=100)
-    return render(
-        "deliveries/index.html",
-        "deliveries/_results.html",
-        page=page,
-        errors=errors,
-        filters=args,
-        query={name: value for name, value in args.items() if value},
-        filtered=any(args.values()),
-        paged=bool(request.args.get("cursor")),
-        statuses=deliveries.STATUSES,
-        endpoints=endpoints,
-        endpoint_urls={e.id: e.url for e in endpoints},
-        type_names=[t.name for t in event_types.list_types(tid, include_archived=True)],
+    response = make_response(
+        render(
+            "deliveries/index.html",
+            "deliveries/_results.html",
+            page=page,
+            errors=errors,
+            filters=args,
+            query=query,
+            filtered=bool(query),
+            paged=bool(request.args.get("cursor")),
+            statuses=deliveries.STATUSES,
+            endpoints=endpoints,
+            endpoint_urls={e.id: e.url for e in endpoints},
+            type_names=[t.name for t in event_types.list_types(tid, include_archived=True)],
+        )
     )
+    if request.htmx and request.htmx.trigger == "delivery-filters":
+        # The address bar gets the filters that are set, not every empty field of the form.
+        response.headers["HX-Push-Url"] = url_for("ui.deliveries.index", **query)
+    return response
 
 
 def _detail_context(delivery_id: str) -> dict:

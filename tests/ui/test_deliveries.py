@@ -60,6 +60,11 @@ def test_filters_swap_only_the_results_for_htmx(portal, receiver, run_worker):
     assert by_type.count("/deliveries/dlv_") == 1
     none = portal.get("/deliveries?status=cancelled", headers={"HX-Request": "true"})
     assert "No deliveries match" in none.get_data(as_text=True)
+    from_form = portal.get(
+        "/deliveries?status=failed&endpoint_id=&event_type=&since=&until=",
+        headers={"HX-Request": "true", "HX-Trigger": "delivery-filters"},
+    )
+    assert from_form.headers["HX-Push-Url"] == "/deliveries?status=failed"
 
 
 def test_cursor_paging_walks_older_deliveries(portal, receiver, monkeypatch):
