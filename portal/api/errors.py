@@ -41,6 +41,7 @@ HTTP_PROBLEMS: dict[int, tuple[str, str]] = {
 # ServiceError code → (HTTP status, title); codes not listed are 422 validation problems.
 SERVICE_PROBLEMS: dict[str, tuple[int, str]] = {
     "idempotency_conflict": (409, "Idempotency key reused"),
+    "conflict": (409, "Conflict"),
     "endpoint_disabled": (409, "Endpoint disabled"),
     "standard_type": (409, "Standard event type"),
     "payload_too_large": (413, "Payload too large"),

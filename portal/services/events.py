@@ -64,31 +64,37 @@ def publish_event(
     created=False and makes no new deliveries; the same key with another body raises
     ServiceError(code="idempotency_conflict"). Other refusals carry the dispatcher's code
     (unknown_event_type, archived_event_type, invalid_payload, payload_too_large). Nothing is
-    written on refusal; the caller commits on success.
+    written on refusal; the caller commits on success. If a concurrent publish with the same
+    key wins the race, the session is rolled back (it should hold nothing else) and the
+    winner's event is returned as a repeat.
     """
     key = _check_idempotency_key(idempotency_key)
     earlier = _existing(tenant_id, key) if key is not None else None
     try:
-        # A savepoint, so a concurrent request that won the race on the same key leaves this
-        # transaction usable and we can answer with its event.
-        with db.session.begin_nested():
-            event = publish(type, data, tenant_id=tenant_id, idempotency_key=key)
+        event = publish(type, data, tenant_id=tenant_id, idempotency_key=key)
     except PublishError as exc:
         raise _publish_error(exc) from None
     except IntegrityError:
+        # A concurrent publish with the same key committed first. No savepoint here: on SQLite
+        # one turns the write into a read-then-write that fails at once under concurrency.
         if key is None:
             raise
-        event = _existing(tenant_id, key)
-        if event is None:
-            raise
-        if event.fingerprint != fingerprint(type, data):
-            conflict = IdempotencyConflict(
-                f"idempotency key {key!r} was already used for a different event"
-            )
-            raise _publish_error(conflict) from None
-        return event, delivery_count(event.id), False
+        db.session.rollback()
+        return _replay(tenant_id, key, type, data)
     created = earlier is None or earlier.id != event.id
     return event, delivery_count(event.id), created
+
+
+def _replay(tenant_id: str, key: str, type: str, data: Any) -> tuple[Event, int, bool]:
+    event = _existing(tenant_id, key)
+    if event is None:
+        raise ServiceError("the event could not be published; try again", code="conflict")
+    if event.fingerprint != fingerprint(type, data):
+        conflict = IdempotencyConflict(
+            f"idempotency key {key!r} was already used for a different event"
+        )
+        raise _publish_error(conflict) from None
+    return event, delivery_count(event.id), False
 
 
 def delivery_count(event_id: str) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+
+from portal.api import API_PREFIX
 from portal.extensions import db
 from portal.models import Delivery, Event
 from tests.api.conftest import assert_problem
@@ -140,3 +143,29 @@ def test_get_event_and_unknown_event(api):
     response = api.get(f"/events/{created['id']}")
     assert response.status_code == 200 and response.get_json() == created
     assert_problem(api.get("/events/evt_01J000000000000000000000"), 404, "not-found")
+
+
+def test_concurrent_publishes_with_one_key_make_one_event(app, api):
+    """Racing retries of one publish (a client timing out and retrying) still make one event."""
+    make_subscription(api.tenant_id, "http://127.0.0.1:9/all")
+    headers = {"Authorization": f"Bearer {api.key}", "Idempotency-Key": "race"}
+    body = {"type": "invoice.sent", "data": {"n": 1}}
+    start = threading.Barrier(6)
+    results: list[tuple[int, str]] = []
+
+    def publish() -> None:
+        client = app.test_client()
+        start.wait()
+        response = client.post(API_PREFIX + "/events", json=body, headers=headers)
+        results.append((response.status_code, response.get_data(as_text=True)))
+
+    threads = [threading.Thread(target=publish) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [status for status, _ in results] == [202] * 6
+    assert len({event_id for _, event_id in results}) == 1
+    db.session.expire_all()
+    assert db.session.query(Event).count() == 1
+    assert db.session.query(Delivery).count() == 1
