@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from flask import Blueprint, Response, g, request
 from sqlalchemy import inspect
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.api.errors import malformed_json, problem
 from portal.extensions import db
@@ -47,6 +48,9 @@ def authenticate() -> Response | None:
     previous = history.deleted[0] if history.deleted else None
     if previous is None or key.last_used_at - previous >= LAST_USED_RESOLUTION:
         db.session.commit()
+    else:
+        # Not worth a write: forget the new stamp, or the first query would flush it.
+        set_committed_value(key, "last_used_at", previous)
     return None
 
 

@@ -66,3 +66,24 @@ def test_api_is_exempt_from_csrf(api):
     """The app enforces CSRF for the portal; a token-authenticated POST needs none."""
     response = api.post("/events", json={"type": "invoice.sent", "data": {}})
     assert response.status_code == 202
+
+
+def test_a_read_within_the_minute_writes_nothing(api):
+    """A GET must not take the database's write lock just to restamp last_used_at."""
+    from sqlalchemy import event
+
+    assert api.get("/subscriptions").status_code == 200
+    writes: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE")):
+            writes.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert api.get("/subscriptions").status_code == 200
+        assert api.get("/events").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert writes == []
