@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, render_template, request
-from flask_login import current_user, login_required
+from flask import Blueprint, make_response, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from portal.extensions import login_manager
 
 
 def tenant_id() -> str:
@@ -28,12 +31,25 @@ def render(template: str, partial: str | None = None, /, **context: Any) -> str:
 
 
 def protect(bp: Blueprint) -> Blueprint:
-    """Require a signed-in admin for every view of `bp` (so no view can forget it)."""
+    """Require a signed-in admin for every view of `bp` (so no view can forget it).
+
+    An HTMX request from a page whose session has ended gets `HX-Redirect` to the login page,
+    so the whole page goes there instead of a login form being swapped into a table cell.
+    """
 
     @bp.before_request
-    @login_required
-    def _signed_in() -> None:
-        return None
+    def _signed_in() -> Response | None:
+        if current_user.is_authenticated:
+            return None
+        if request.htmx:
+            page = urlsplit(request.htmx.current_url or "")
+            here = page.path + (f"?{page.query}" if page.query else "")
+            response = make_response("", 401)
+            response.headers["HX-Redirect"] = url_for(
+                "ui.auth.login", next=safe_next(here, url_for("ui.dashboard.index"))
+            )
+            return response
+        return login_manager.unauthorized()
 
     return bp
 

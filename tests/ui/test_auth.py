@@ -12,6 +12,15 @@ def test_every_page_sends_a_signed_out_visitor_to_login(client, app):
         assert response.headers["Location"].startswith("/login?next=")
 
 
+def test_htmx_request_after_the_session_ended_redirects_the_whole_page(client, app):
+    response = client.get(
+        "/deliveries?status=failed",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://localhost/deliveries?x=1"},
+    )
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/login?next=/deliveries?x%3D1"
+
+
 def test_right_password_signs_in_and_lands_on_dashboard(client, admin):
     response = sign_in(client, admin)
     assert response.status_code == 302
