@@ -6,7 +6,7 @@ library against the endpoint's secret (from the secrets file), and every arrival
 (path, webhook-id) and by whether it was answered 2xx. A request cut off by a killed worker
 is counted apart and never as an arrival. `GET /_stats` returns the counts.
 
-    python -m tests.soak.receivers PORT SECRETS_JSON
+    python -m tests.soak.receivers PORT SECRETS_JSON   (arrivals.log is written beside it)
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ SLOW_SECONDS = (1.0, 3.0)
 class Tally:
     """What the receivers saw, shared by the handler threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_path: Path) -> None:
         self.lock = threading.Lock()
+        self.log = open(log_path, "a", buffering=1 << 16)  # noqa: SIM115 (for the process's life)
         self.arrivals: Counter[tuple[str, str]] = Counter()  # every request
         self.answered_ok: Counter[tuple[str, str]] = Counter()  # requests answered 2xx
         self.bad_signatures = 0
@@ -41,6 +42,7 @@ class Tally:
     def record(self, path: str, webhook_id: str, ok: bool, signed: bool) -> None:
         now = time.time()
         with self.lock:
+            self.log.write(f"{now:.3f} {path} {webhook_id} {int(ok)}\n")
             self.arrivals[(path, webhook_id)] += 1
             if ok:
                 self.answered_ok[(path, webhook_id)] += 1
@@ -51,6 +53,7 @@ class Tally:
 
     def as_json(self) -> bytes:
         with self.lock:
+            self.log.flush()
             return json.dumps(
                 {
                     "arrivals": [[p, i, n] for (p, i), n in self.arrivals.items()],
@@ -64,9 +67,10 @@ class Tally:
             ).encode()
 
 
-def make_server(port: int, secrets: dict[str, str]) -> ThreadingHTTPServer:
-    """The server for every soak endpoint; `secrets` maps each path to its signing secret."""
-    tally = Tally()
+def make_server(port: int, secrets: dict[str, str], log_path: Path) -> ThreadingHTTPServer:
+    """The server for every soak endpoint; `secrets` maps each path to its signing secret.
+    Every request is also logged to `log_path` as "<unix time> <path> <webhook-id> <2xx?>"."""
+    tally = Tally(log_path)
     verifiers = {path: Webhook(secret) for path, secret in secrets.items()}
 
     class Handler(BaseHTTPRequestHandler):
@@ -125,4 +129,6 @@ def make_server(port: int, secrets: dict[str, str]) -> ThreadingHTTPServer:
 
 
 if __name__ == "__main__":
-    make_server(int(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())).serve_forever()
+    secrets_file = Path(sys.argv[2])
+    arrivals = secrets_file.with_name("arrivals.log")
+    make_server(int(sys.argv[1]), json.loads(secrets_file.read_text()), arrivals).serve_forever()

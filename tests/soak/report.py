@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-BEGIN = "<!-- soak:begin (written by `make soak`; edit the text around it, not inside) -->"
-END = "<!-- soak:end -->"
+# One block per database, so a PostgreSQL run (DATABASE_URL) keeps the SQLite figures and back.
+BEGIN = "<!-- soak:begin {database} (written by `make soak`; edit around it, not inside) -->"
+END = "<!-- soak:end {database} -->"
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Result:
     faults: list[tuple[str, float, float, float | None]] = field(default_factory=list)
     timeline: list[tuple[float, str]] = field(default_factory=list)
     context: str = ""
+    database: str = "SQLite"
 
     @property
     def passed(self) -> bool:
@@ -231,6 +233,7 @@ def collect(app, plan, run, receivers, workdir: Path, database_url: str) -> Resu
     ]
     database = "PostgreSQL" if database_url.startswith("postgres") else "SQLite"
     loads = run.loads or [0.0]
+    result.database = database
     result.context = (
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs (load average "
         f"{sum(loads) / len(loads):.1f} mean, {max(loads):.1f} max: other work shared them), "
@@ -250,7 +253,7 @@ def render(result: Result, quick: bool) -> str:
     """The Markdown section for docs/reliability.md."""
     verdict = "PASS" if result.passed else "FAIL"
     lines = [
-        f"### Latest run: {verdict}{' (quick plan)' if quick else ''}",
+        f"### Latest run on {result.database}: {verdict}{' (quick plan)' if quick else ''}",
         "",
         f"{result.context}.",
         "",
@@ -296,13 +299,14 @@ def render(result: Result, quick: bool) -> str:
     return "\n".join(lines)
 
 
-def write(path: Path, section: str) -> None:
-    """Replace the figures between the markers in `path` (append them if there are none)."""
+def write(path: Path, section: str, database: str) -> None:
+    """Replace this database's figures between their markers in `path` (append if absent)."""
+    begin, end = BEGIN.format(database=database), END.format(database=database)
     text = path.read_text() if path.exists() else "# Reliability\n"
-    block = f"{BEGIN}\n{section}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
+    block = f"{begin}\n{section}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)

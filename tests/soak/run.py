@@ -276,7 +276,7 @@ def main() -> int:
     deadline = time.monotonic() + DEADLINE_SECONDS - VERIFY_RESERVE
     workdir = Path(tempfile.mkdtemp(prefix="hookline-soak-"))
     mode = "quick" if quick else "full"
-    run.note(f"{mode} soak: {plan.deliveries} deliveries; files in {workdir}")
+    run.note(f"{mode} soak: {plan.deliveries} deliveries; files in {workdir}; t0={time.time():.3f}")
     redis_server = RedisServer(workdir)
     redis_server.start()
     env, database_url = _environment(workdir, redis_server.url)
@@ -309,7 +309,7 @@ def main() -> int:
     text = report.render(result, quick)
     print(text)
     if not quick or os.environ.get("SOAK_WRITE_DOCS"):
-        report.write(ROOT / "docs" / "reliability.md", text)
+        report.write(ROOT / "docs" / "reliability.md", text, result.database)
         print("figures written to docs/reliability.md", flush=True)
     if result.passed and not os.environ.get("SOAK_KEEP"):
         with contextlib.suppress(OSError):
