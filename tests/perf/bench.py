@@ -99,6 +99,7 @@ def _start(settings: Settings, workdir: Path, stack: contextlib.ExitStack) -> Co
 def run(settings: Settings) -> dict:
     """Measure every wanted figure; returns the results document."""
     workdir = Path(tempfile.mkdtemp(prefix="hookline-bench-"))
+    log.info("servers, logs and databases in %s (BENCH_KEEP=1 keeps it)", workdir)
     started = time.monotonic()
     results: dict = {"figures": {}, "environment": environment.describe()}
     with contextlib.ExitStack() as stack:
@@ -111,9 +112,11 @@ def run(settings: Settings) -> dict:
                 figure = measure(ctx)
                 figure["bench_seconds"] = round(time.monotonic() - figure_started, 1)
                 figure["load_at_start"] = round(load, 2)
+                figure["cpu_pressure_at_end"] = environment.cpu_pressure()
                 results["figures"][name] = ctx.figures[name] = figure
         results["notes"] = ctx.notes
     results["environment"]["load_after"] = os.getloadavg()
+    results["environment"]["cpu_pressure_after"] = environment.cpu_pressure()
     results["total_seconds"] = time.monotonic() - started
     results["settings"] = {k: v for k, v in vars(settings).items() if k != "only"}
     results["settings"]["only"] = sorted(settings.only)
@@ -123,7 +126,12 @@ def run(settings: Settings) -> dict:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    # Its own handler: Alembic's logging config replaces the root logger's when a figure migrates.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s bench: %(message)s", "%H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
     settings = Settings.from_env()
     results = run(settings)
     out = os.environ.get("BENCH_OUT")

@@ -43,7 +43,7 @@ class Settings:
             backlog_events=int(env.get("BENCH_EVENTS") or (500 if quick else 5000)),
             subscriptions=50,
             latency_seconds=3.0 if quick else 10.0,
-            publish_samples=30 if quick else 200,
+            publish_samples=30 if quick else 100,
             log_deliveries=2_500 if quick else 250_000,
             log_requests=10 if quick else 50,
             only=frozenset(only),

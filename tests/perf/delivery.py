@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from tests.perf import baselines, system
 from tests.perf.context import Context
@@ -51,40 +52,50 @@ def backlog_fleet(ctx: Context) -> system.Fleet:
     return ctx.fleets["throughput"]
 
 
-def run_backlog(
+@contextlib.contextmanager
+def running_workers(
     ctx: Context,
-    fleet: system.Fleet,
-    workers: int,
-    measured: list[str] | None = None,
-    on_running: Callable[[list[int]], None] | None = None,
+    count: int,
     grace: float = 20.0,
-) -> dict:
-    """Replay the backlog through `workers` fresh `flask worker` processes; time and check the
-    deliveries to the `measured` subscriptions (all of the fleet's by default)."""
-    measured = measured or fleet.subscription_ids
+    on_running: Callable[[list[int]], None] | None = None,
+) -> Iterator[system.Workers]:
+    """`count` fresh `flask worker` processes, ready (registered with RQ) on entry, stopped on
+    exit (SIGTERM, SIGKILL after `grace` seconds)."""
     ctx.redis.client().flushdb()
-    system.reset_backlog(ctx.app, fleet)
-    count = system.count_deliveries(ctx.app, measured)
-    fleet_workers = system.Workers(ctx.env, ctx.workdir)
+    workers = system.Workers(ctx.env, ctx.workdir)
     try:
-        pids = fleet_workers.start(workers)
-        fleet_workers.wait_ready(ctx.redis.url)
+        pids = workers.start(count)
+        workers.wait_ready(ctx.redis.url)
         if on_running is not None:
             on_running(pids)
-        settled = system.wait_until_settled(ctx.app, measured, count, SETTLE_TIMEOUT)
-        if settled < count:
-            raise AssertionError(f"only {settled} of {count} deliveries settled")
-        result = system.delivered_throughput(ctx.app, measured, count)
-        result["rss_mb"] = fleet_workers.rss_mb()
-        return result
+        yield workers
     finally:
-        fleet_workers.stop(grace)
+        workers.stop(grace)
+
+
+def replay(ctx: Context, fleet: system.Fleet, measured: list[str] | None = None) -> dict:
+    """Put the backlog back and let the running workers deliver it; time and check the
+    deliveries to the `measured` subscriptions (all of the fleet's by default)."""
+    measured = measured or fleet.subscription_ids
+    system.reset_backlog(ctx.app, fleet)
+    count = system.count_deliveries(ctx.app, measured)
+    settled = system.wait_until_settled(ctx.app, measured, count, SETTLE_TIMEOUT)
+    if settled < count:
+        raise AssertionError(f"only {settled} of {count} deliveries settled")
+    return system.delivered_throughput(ctx.app, measured, count)
 
 
 def throughput(ctx: Context, workers: int) -> dict:
-    """Hookline's sustained delivery rate through a backlog, every attempt logged."""
+    """Hookline's sustained delivery rate through a backlog, every attempt logged.
+
+    The same worker processes serve every repetition (started once, warm after the first), so
+    their memory after the last one is the figure for a worker that has been busy a while."""
     fleet = backlog_fleet(ctx)
-    runs = [run_backlog(ctx, fleet, workers) for _ in range(ctx.settings.reps)]
+    runs = []
+    with running_workers(ctx, workers) as processes:
+        for _ in range(ctx.settings.reps):
+            runs.append(replay(ctx, fleet))
+            runs[-1]["rss_mb"] = processes.rss_mb()
     log.info("hookline %d worker(s): %s", workers, [round(r["per_second"]) for r in runs])
     return {
         "workers": workers,

@@ -1,12 +1,13 @@
 """The delivery log's first page over 1,000,000 attempts: the API and the portal.
 
 Synthetic history for one tenant (by default 250k deliveries of 125k events to 10 endpoints,
-4 attempts each) is bulk-inserted — COPY on PostgreSQL, Core executemany on SQLite — then the
+4 attempts each) is bulk-inserted — COPY on PostgreSQL, sqlite3 executemany on SQLite — then the
 first page is fetched 50 times per run through Flask's test client, with and without filters.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask
-from sqlalchemy import Table, insert, text
+from sqlalchemy import Table, text
 
 from portal import create_app
 from portal.extensions import db
@@ -35,22 +36,25 @@ CHUNK = 20_000
 WARMUP = 3
 PASSWORD = "bench-password-1"
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# status → share of deliveries; "failed" is the selective filter a user would look for
-STATUSES = (("succeeded", 0.80), ("failed", 0.15), ("pending", 0.05))
+# 80% succeeded, 15% failed (the selective filter a user looks for), 5% pending
+STATUS_CYCLE = ("succeeded",) * 16 + ("failed",) * 3 + ("pending",)
+
+
+@functools.lru_cache(maxsize=4096)
+def _time_part(ms: int) -> str:
+    return "".join(_ALPHABET[(ms >> (5 * i)) & 31] for i in range(9, -1, -1))
 
 
 def _sortable_id(prefix: str, ms: int) -> str:
-    """An id in Hookline's format (prefix + ULID) for a given millisecond."""
-    value = (ms << 80) | random.getrandbits(80)
-    return prefix + "_" + "".join(_ALPHABET[(value >> (5 * i)) & 31] for i in range(25, -1, -1))
+    """An id shaped like Hookline's (prefix + 26 Crockford characters, milliseconds first);
+    the random part is 64 bits in hex, which is quicker to make and still in the alphabet."""
+    return f"{prefix}_{_time_part(ms)}{random.getrandbits(64):016X}"
 
 
 def _rows(tenant_id: str, endpoints: list[str], deliveries: int) -> Iterator[tuple[str, dict]]:
     """(table, row) for events, deliveries and attempts, oldest first, over the last 7 days."""
     start = datetime.now(UTC) - timedelta(days=7)
     step = timedelta(days=7) / max(1, deliveries // FANOUT)
-    weights = [share for _, share in STATUSES]
-    names = [name for name, _ in STATUSES]
     for e in range(deliveries // FANOUT):
         at = start + e * step
         ms = int(at.timestamp() * 1000)
@@ -62,7 +66,7 @@ def _rows(tenant_id: str, endpoints: list[str], deliveries: int) -> Iterator[tup
         }  # fmt: skip
         for f in range(FANOUT):
             delivery_id = _sortable_id("dlv", ms)
-            status = random.choices(names, weights)[0]
+            status = STATUS_CYCLE[(e * FANOUT + f) * 7 % len(STATUS_CYCLE)]
             yield "deliveries", {
                 "id": delivery_id, "tenant_id": tenant_id, "event_id": event_id,
                 "subscription_id": endpoints[(e * FANOUT + f) % len(endpoints)],
@@ -111,11 +115,31 @@ def _copy(app: Flask, batches: dict[str, list[dict]]) -> None:
             raw.close()
 
 
+def _sqlite_value(value):
+    """What SQLAlchemy would store in SQLite for this value (its DATETIME text format)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
 def _executemany(app: Flask, batches: dict[str, list[dict]]) -> None:
+    """Write the batches with the sqlite3 driver's executemany, values pre-converted."""
     with app.app_context(), db.engine.begin() as connection:
         for table, rows in batches.items():
-            if rows:
-                connection.execute(insert(TABLES[table]), rows)
+            if not rows:
+                continue
+            columns = list(rows[0])
+            statement = (
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})"
+            )
+            connection.exec_driver_sql(
+                statement, [tuple(_sqlite_value(v) for v in row.values()) for row in rows]
+            )
 
 
 def fill(app: Flask, tenant_id: str, endpoints: list[str], deliveries: int) -> float:

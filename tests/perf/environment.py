@@ -28,6 +28,16 @@ def _memory_gib() -> float:
     return 0.0
 
 
+def cpu_pressure() -> float | None:
+    """Share of the last 60 s in which some runnable task waited for a CPU (Linux PSI), in %."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (FileNotFoundError, IndexError, PermissionError):
+        return None
+    fields = dict(part.split("=") for part in line.split()[1:])
+    return float(fields["avg60"])
+
+
 def _git_commit() -> str:
     done = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
@@ -43,6 +53,7 @@ def describe() -> dict:
         "cpu_model": _cpu_model(),
         "kernel": platform.release(),
         "load_before": os.getloadavg(),
+        "cpu_pressure_before": cpu_pressure(),
         "commit": _git_commit(),
     }
 

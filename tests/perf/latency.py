@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 from tests.perf import delivery, infra, system
 from tests.perf.context import Context
@@ -53,29 +54,21 @@ def _warm_up(ctx: Context, fleet: system.Fleet, fast: list[int]) -> None:
 
 
 def paced_run(ctx: Context, fleet: system.Fleet, rate: float, fast: list[int]) -> dict:
-    """One paced run through one fresh worker; latency of the deliveries to `fast` endpoints."""
+    """One paced run through the running worker; latency of the deliveries to `fast` endpoints.
+
+    Starts from an empty history, so the worker must be idle (everything earlier settled)."""
     system.clear_history(ctx.app, fleet.tenant_id)
-    ctx.redis.client().flushdb()
-    workers = system.Workers(ctx.env, ctx.workdir)
-    try:
-        workers.start(1)
-        workers.wait_ready(ctx.redis.url)
-        _warm_up(ctx, fleet, fast)
-        ctx.receiver.clear_arrivals()
-        count = max(50, min(MAX_EVENTS, int(rate * ctx.settings.latency_seconds)))
-        limit = 1.5 * ctx.settings.latency_seconds
-        sent = system.publish_paced(ctx.app, fleet, rate, count, max_seconds=limit)
-        fast_set = set(fast)
-        measured = [
-            (eid, at) for i, (eid, at) in enumerate(sent) if i % len(fleet.types) in fast_set
-        ]
-        fast_ids = [fleet.subscription_ids[i] for i in fast]
-        expected = WARMUP_EVENTS + len(measured)
-        system.wait_until_settled(ctx.app, fast_ids, expected, delivery.SETTLE_TIMEOUT)
-        system.delivered_throughput(ctx.app, fast_ids, expected)  # asserts all succeeded, logged
-    finally:
-        # with slow endpoints a drain would keep sending to them for its whole budget
-        workers.stop(grace=20.0 if len(fast) == len(fleet.types) else 3.0)
+    _warm_up(ctx, fleet, fast)
+    ctx.receiver.clear_arrivals()
+    count = max(50, min(MAX_EVENTS, int(rate * ctx.settings.latency_seconds)))
+    limit = 1.5 * ctx.settings.latency_seconds
+    sent = system.publish_paced(ctx.app, fleet, rate, count, max_seconds=limit)
+    fast_set = set(fast)
+    measured = [(eid, at) for i, (eid, at) in enumerate(sent) if i % len(fleet.types) in fast_set]
+    fast_ids = [fleet.subscription_ids[i] for i in fast]
+    expected = WARMUP_EVENTS + len(measured)
+    system.wait_until_settled(ctx.app, fast_ids, expected, delivery.SETTLE_TIMEOUT)
+    system.delivered_throughput(ctx.app, fast_ids, expected)  # asserts all succeeded, logged
     arrivals = ctx.receiver.arrivals()
     missing = [eid for eid, _ in measured if eid not in arrivals]
     if missing:
@@ -91,7 +84,8 @@ def end_to_end(ctx: Context) -> dict:
     fleet = latency_fleet(ctx)
     rate = half_load_rate(ctx)
     everyone = list(range(len(fleet.subscription_ids)))
-    runs = [paced_run(ctx, fleet, rate, everyone) for _ in range(ctx.settings.reps)]
+    with delivery.running_workers(ctx, 1):
+        runs = [paced_run(ctx, fleet, rate, everyone) for _ in range(ctx.settings.reps)]
     log.info("end-to-end at %.0f/s: p50 %s", rate, [round(r["p50"], 1) for r in runs])
     return {
         "target_rate": rate,
@@ -131,6 +125,13 @@ def slow_receivers(ctx: Context) -> dict:
     return result
 
 
+def _fresh_worker(ctx: Context, run: Callable[[], dict]) -> dict:
+    """`run` with a worker of its own: the slow endpoints leave deliveries in flight, which a
+    worker would keep sending for its whole drain budget; it is killed after 3 s instead."""
+    with delivery.running_workers(ctx, 1, grace=3.0):
+        return run()
+
+
 def _slow_throughput(ctx: Context, slow_url: str) -> list[dict]:
     """The throughput backlog with its first 10% of subscriptions pointed at the slow server."""
     fleet = delivery.backlog_fleet(ctx)
@@ -140,7 +141,7 @@ def _slow_throughput(ctx: Context, slow_url: str) -> list[dict]:
     system.repoint(ctx.app, slow_ids, slow_url)
     try:
         return [
-            delivery.run_backlog(ctx, fleet, 1, measured=fast_ids, grace=3.0)
+            _fresh_worker(ctx, lambda: delivery.replay(ctx, fleet, fast_ids))
             for _ in range(ctx.settings.reps)
         ]
     finally:
@@ -156,6 +157,9 @@ def _slow_latency(ctx: Context, slow_url: str) -> list[dict]:
     system.repoint(ctx.app, slow_ids, slow_url)
     try:
         rate = half_load_rate(ctx)
-        return [paced_run(ctx, fleet, rate, fast) for _ in range(ctx.settings.reps)]
+        return [
+            _fresh_worker(ctx, lambda: paced_run(ctx, fleet, rate, fast))
+            for _ in range(ctx.settings.reps)
+        ]
     finally:
         system.repoint(ctx.app, slow_ids, ctx.receiver.logged_url)

@@ -115,7 +115,8 @@ def profile(ctx: Context) -> dict:
 
     fleet = delivery.backlog_fleet(ctx)
     try:
-        run = delivery.run_backlog(ctx, fleet, 1, on_running=attach)
+        with delivery.running_workers(ctx, 1, on_running=attach):
+            run = delivery.replay(ctx, fleet)
     finally:
         for spy in spies:  # the worker has stopped: py-spy writes its file and exits
             try:

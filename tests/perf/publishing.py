@@ -7,7 +7,9 @@ every commit pays the Redis enqueue a publisher pays while workers are draining.
 
 from __future__ import annotations
 
+import cProfile
 import logging
+import pstats
 import time
 
 from flask import Flask
@@ -19,6 +21,7 @@ from portal.services import accounts
 from portal.services import subscriptions as subscription_service
 from tests.perf import system
 from tests.perf.context import Context
+from tests.perf.infra import ROOT
 from tests.perf.stats import combine, latency_summary
 
 log = logging.getLogger("bench")
@@ -58,6 +61,34 @@ def _one_run(app: Flask, tenant_id: str, samples: int) -> dict:
     return latency_summary(timings)
 
 
+# Where publish's time can go; cProfile rows from other files are left out of the table.
+PROFILED = ("dispatcher/", "jsonschema/", "/rq/", "/redis/", "sqlalchemy/orm/session.py")
+
+
+def _short(path: str) -> str:
+    return path.split("site-packages/")[-1].replace(str(ROOT) + "/", "")
+
+
+def publish_profile(app: Flask, tenant_id: str, samples: int, top: int = 12) -> list[dict]:
+    """cProfile of `samples` publishes: cumulative share of the time per function."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    _one_run(app, tenant_id, samples)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = max(ct for (_, _, name), (_, _, _, ct, _) in stats.items() if name == "_one_run")
+    rows = sorted(
+        (
+            (ct, f"{name} ({_short(path)})")
+            for (path, _, name), (_, _, _, ct, _) in stats.items()
+            if any(marker in path for marker in PROFILED)
+            and ("jsonschema/" not in path or name in {"validate", "check_schema"})
+        ),
+        reverse=True,
+    )
+    return [{"function": label, "percent": round(100 * ct / total, 1)} for ct, label in rows[:top]]
+
+
 def _databases(ctx: Context) -> list[tuple[str, str]]:
     found = [("sqlite", f"sqlite:///{ctx.workdir / 'publish.db'}")]
     if ctx.postgres_uri:
@@ -79,6 +110,8 @@ def publish_latency(ctx: Context) -> dict:
                 for _ in range(ctx.settings.reps)
             ]
             figures[str(fanout)] = combine(runs, ("p50", "p95", "p99"))
+            if fanout == 1 and name == "sqlite":
+                result["profile_fanout_1_sqlite"] = publish_profile(app, tenant_id, 100)
             log.info(
                 "publish %s fan-out %d: p50 %.2f ms",
                 name,

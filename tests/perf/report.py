@@ -97,6 +97,10 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}%"
+
+
 def _spread_cell(s: dict | None, digits: int = 1) -> tuple[str, str]:
     if not s:
         return "—", "—"
@@ -117,6 +121,8 @@ def _machine(results: dict) -> list[str]:
         f"| memory | {e['memory_gib']} GiB |",
         f"| kernel | {e['kernel']} |",
         f"| load average before / after (1, 5, 15 min) | {load} / {load_after} |",
+        f"| CPU pressure (PSI some avg60) before / after | {_pct(e.get('cpu_pressure_before'))} "
+        f"/ {_pct(e.get('cpu_pressure_after'))} |",
         f"| commit | {e['commit']} |",
         f"| Python | {e.get('python', '?')} |",
         f"| Redis | {e.get('redis', '?')} (its own server, no persistence) |",
@@ -271,6 +277,17 @@ def _publish_section(results: dict) -> list[str]:
             lines.append(
                 f"| {db_name} | {fanout} | " + " | ".join(f"{m} ({s})" for m, s in cells) + " |"
             )
+    profile = figure.get("profile_fanout_1_sqlite")
+    if profile:
+        lines += [
+            "",
+            "Where a publish's time goes (cProfile of 100 publishes, fan-out 1, SQLite; share of "
+            "the total including what each function calls):",
+            "",
+            "| function | % |",
+            "|---|---:|",
+            *[f"| `{row['function']}` | {row['percent']} |" for row in profile],
+        ]
     return [*lines, ""]
 
 

@@ -7,6 +7,7 @@ database afterwards to time what the workers did.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -39,6 +40,8 @@ def migrate(app: Flask) -> None:
         upgrade(directory=str(ROOT / "migrations"))
         event_types.sync_standard_types()
         db.session.commit()
+    # Alembic's logging config disables every logger that existed before it ran.
+    logging.getLogger("bench").disabled = False
 
 
 @dataclass
