@@ -91,6 +91,8 @@ class Workers:
             "REDIS_URL": redis_url,
             "HOOKLINE_SWEEP_INTERVAL": "1",
             "HOOKLINE_DELIVERY_TIMEOUT": "2",
+            # An attempt that fails on a loaded machine is retried within seconds, not minutes.
+            "HOOKLINE_RETRY_SCHEDULE": "1,1,2,2,5,5,10",
             "FLASK_APP": "wsgi.py",
         }
         self.processes: list[subprocess.Popen] = []
