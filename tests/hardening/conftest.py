@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from dispatcher.connection import get_redis
 from portal.api import API_PREFIX
+from portal.extensions import db
 from tests.ui.conftest import FreshContextClient
 
 
@@ -39,3 +42,12 @@ def scrape(client: FlaskClient) -> dict[tuple[str, tuple[tuple[str, str], ...]],
 def value(samples: dict, name: str, **labels: str) -> float:
     """One sample's value (0 when the series is absent)."""
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def close_app(app: Flask) -> None:
+    """Close the database pool and Redis client of an app a test made itself (an open socket
+    found by the garbage collector later would fail another test under filterwarnings=error)."""
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+        get_redis().close()

@@ -15,7 +15,7 @@ from portal import create_app
 from portal.extensions import db
 from portal.security import CONTENT_SECURITY_POLICY
 from tests.factories import make_api_key, make_subscription
-from tests.hardening.conftest import call_api
+from tests.hardening.conftest import call_api, close_app
 from tests.ui.conftest import PASSWORD, csrf_token, make_admin, sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +101,8 @@ def production_app(app, monkeypatch):
     production = create_app({"TESTING": True})
     assert production.config["HOOKLINE_ENV"] == "production"
     production.test_client_class = HttpsClient
-    return production
+    yield production
+    close_app(production)
 
 
 def test_production_adds_hsts_everywhere(production_app):

@@ -14,7 +14,7 @@ from portal.extensions import db
 from portal.services import subscriptions as subscription_service
 from tests.conftest import TEST_CONFIG
 from tests.factories import make_subscription, make_tenant
-from tests.hardening.conftest import scrape, value
+from tests.hardening.conftest import close_app, scrape, value
 from tests.receiver import Reply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,7 +104,10 @@ def _closed_port() -> int:
 
 def test_metrics_still_answer_when_redis_is_down(test_env):
     app = create_app({**TEST_CONFIG, "REDIS_URL": f"redis://127.0.0.1:{_closed_port()}/0"})
-    samples = scrape(app.test_client())
+    try:
+        samples = scrape(app.test_client())
+    finally:
+        close_app(app)
     with app.app_context():
         db.engine.dispose()  # an undisposed pool warns when collected, failing a later test
     assert value(samples, "hookline_state_up", source="redis") == 0
