@@ -72,12 +72,18 @@ def _claim(
     candidates = select(Delivery.id).where(*due_filter(now), Delivery.priority == priority)
     if exclude_subscriptions:
         candidates = candidates.where(Delivery.subscription_id.not_in(exclude_subscriptions))
-    candidates = (
-        candidates.order_by(Delivery.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+    # A MATERIALIZED CTE picks the rows exactly once: PostgreSQL may re-run an IN (subquery
+    # … LIMIT … SKIP LOCKED) and so claim many more rows than asked for.
+    chosen = (
+        candidates.order_by(Delivery.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("chosen")
+        .prefix_with("MATERIALIZED")
     )
     statement = (
         update(Delivery)
-        .where(Delivery.id.in_(candidates.scalar_subquery()), *due_filter(now))
+        .where(Delivery.id == chosen.c.id, *due_filter(now))
         .values(lease_expires_at=expires)
         .returning(
             Delivery.id,
