@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import jsonschema
+import referencing.exceptions
 from flask import current_app, has_app_context
 from sqlalchemy import event as sa_event
 from sqlalchemy import insert, or_, select
@@ -93,8 +94,10 @@ def validate(session: Session, tenant_id: str, event_type: str, data: Any) -> No
             raise InvalidPayload(
                 f"data does not match the schema of {event_type!r} at {where}: {exc.message}"
             ) from None
-        except jsonschema.SchemaError:
-            log.error("event type %s has an invalid JSON Schema; skipping validation", event_type)
+        except (jsonschema.SchemaError, referencing.exceptions.Unresolvable):
+            raise InvalidPayload(
+                f"the JSON Schema of {event_type!r} is broken, so no data can be checked against it"
+            ) from None
 
 
 def publish(

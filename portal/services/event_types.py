@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import jsonschema
+import referencing.exceptions
 from sqlalchemy import or_, select
 
 from portal.catalog import STANDARD_EVENT_TYPES
@@ -80,6 +81,8 @@ def create_custom_type(
     group = name.split(".", 1)[0]
     if group in RESERVED_GROUPS:
         raise ServiceError(f"the '{group}.' group is reserved for Hookline", field="name")
+    if "\x00" in (description or ""):
+        raise ServiceError("the description must not contain NUL characters", field="description")
     if len(description or "") > 1000:
         raise ServiceError("the description must be at most 1000 characters", field="description")
     if example is not None and not isinstance(example, dict):
@@ -87,11 +90,22 @@ def create_custom_type(
     if schema is not None:
         if not isinstance(schema, dict):
             raise ServiceError("the schema must be a JSON Schema object", field="schema")
+        if any(not ref.startswith("#") for ref in _refs(schema)):
+            raise ServiceError(
+                "the schema may only use local $ref (starting with #)", field="schema"
+            )
         try:
             jsonschema.Draft202012Validator.check_schema(schema)
+            valid_example = jsonschema.Draft202012Validator(schema).is_valid(
+                example if example is not None else {}
+            )
         except jsonschema.SchemaError as exc:
             raise ServiceError(f"the schema is not valid: {exc.message}", field="schema") from None
-        if example is not None and not jsonschema.Draft202012Validator(schema).is_valid(example):
+        except referencing.exceptions.Unresolvable as exc:
+            raise ServiceError(
+                f"the schema has a $ref that does not resolve: {exc}", field="schema"
+            ) from None
+        if example is not None and not valid_example:
             raise ServiceError("the example does not match the schema", field="example")
     clash = db.session.scalar(
         select(EventType).where(
@@ -113,6 +127,16 @@ def create_custom_type(
     row.schema = schema
     db.session.flush()
     return row
+
+
+def _refs(node: Any) -> list[str]:
+    """Every $ref value anywhere in a JSON Schema."""
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [ref for value in node.values() for ref in _refs(value)]
+    if isinstance(node, list):
+        return [ref for item in node for ref in _refs(item)]
+    return []
 
 
 def archive_custom_type(tenant_id: str, name: str) -> EventType:

@@ -96,6 +96,8 @@ def check_description(description: Any) -> str:
     """A short free-text description."""
     if description is None:
         return ""
+    if isinstance(description, str) and "\x00" in description:
+        raise ServiceError("the description must not contain NUL characters", field="description")
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
         raise ServiceError(
             f"the description must be text of at most {MAX_DESCRIPTION} characters",
@@ -235,6 +237,10 @@ def rotate_secret(
 def send_test(tenant_id: str, subscription_id: str, event_type: Any = None) -> Delivery:
     """Queue a test event for one endpoint (see dispatcher.actions.send_test)."""
     subscription = get(tenant_id, subscription_id)
+    if not subscription.is_active:
+        raise ServiceError(
+            "the endpoint is disabled; enable it to send a test event", code="endpoint_disabled"
+        )
     if event_type is not None and not isinstance(event_type, str):
         raise ServiceError("event_type must be a string", field="event_type")
     try:
