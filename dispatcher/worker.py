@@ -50,7 +50,10 @@ def run(queue_names: list[str] | None = None, burst: bool = False) -> None:
         while True:
             try:
                 worker = SimpleWorker(names, connection=get_redis())
+                started = time.monotonic()
                 worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+                if time.monotonic() - started > 60:
+                    backoff = 1.0  # it ran a good while: this is a new outage, not the same one
                 # an idle worker's SIGTERM/SIGINT sets only the date (RQ raises StopRequested)
                 if burst or worker._stop_requested or worker._shutdown_requested_date:
                     return

@@ -19,11 +19,7 @@ DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ spec.info.title }}</title>
-<style>
- body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
- code{font:13px ui-monospace,monospace} .m{display:inline-block;width:4.5rem;font-weight:600}
- li{margin:.4rem 0} p.d{margin:.1rem 0 .6rem 5rem;color:#555;white-space:pre-line}
-</style></head><body>
+<link rel="stylesheet" href="{{ url_for('static', filename='css/api-docs.css') }}"></head><body>
 <h1>{{ spec.info.title }} <small>{{ spec.info.version }}</small></h1>
 <p>Authenticate with <code>Authorization: Bearer &lt;API key&gt;</code>. Errors are
 <code>application/problem+json</code>. The machine-readable description is
