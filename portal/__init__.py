@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import dispatcher
 from portal import database  # noqa: F401  (registers the SQLite engine hooks)
@@ -38,6 +39,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
     dispatcher.init_app(app)
+
+    if app.config["HOOKLINE_TRUSTED_PROXIES"]:
+        # Behind N proxies, take the client address and scheme from their X-Forwarded-* headers,
+        # so login throttling counts real clients rather than the proxy.
+        hops = app.config["HOOKLINE_TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     security.init_app(app)
     app.register_blueprint(health.bp)

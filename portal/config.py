@@ -152,6 +152,9 @@ def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, An
             "HOOKLINE_SWEEP_INTERVAL", environ.get("HOOKLINE_SWEEP_INTERVAL"), 15, minimum=1
         ),
         "HOOKLINE_QUEUE_PREFIX": environ.get("HOOKLINE_QUEUE_PREFIX", "hookline"),
+        "HOOKLINE_TRUSTED_PROXIES": parse_int(
+            "HOOKLINE_TRUSTED_PROXIES", environ.get("HOOKLINE_TRUSTED_PROXIES"), 0, minimum=0
+        ),
         "SESSION_COOKIE_SECURE": production,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

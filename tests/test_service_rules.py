@@ -51,3 +51,21 @@ def test_a_test_event_to_a_disabled_endpoint_is_refused(app, receiver):
     with pytest.raises(ServiceError) as refused:
         service.send_test(tenant.id, sub.id)
     assert refused.value.code == "endpoint_disabled"
+
+
+def test_trusted_proxies_make_the_forwarded_client_address_the_remote_address(test_env):
+    from flask import request
+
+    from portal import create_app
+
+    for hops, expected in ((0, "127.0.0.1"), (1, "203.0.113.7")):
+        app = create_app({"TESTING": True, "HOOKLINE_TRUSTED_PROXIES": hops})
+        seen = {}
+
+        @app.get("/_whoami")
+        def whoami(seen=seen):
+            seen["addr"] = request.remote_addr
+            return "ok"
+
+        app.test_client().get("/_whoami", headers={"X-Forwarded-For": "203.0.113.7"})
+        assert seen["addr"] == expected
