@@ -17,6 +17,7 @@ from dispatcher.errors import (
     PublishError,
     UnknownEventType,
 )
+from dispatcher.message import body_for
 from dispatcher.publishing import fingerprint, publish
 from portal.extensions import db
 from portal.models import Delivery, Event
@@ -137,3 +138,8 @@ def get_event(tenant_id: str, event_id: str) -> Event:
     if event is None or event.tenant_id != tenant_id:
         raise NotFound(f"no event {event_id!r}")
     return event
+
+
+def wire_body(event: Event) -> bytes:
+    """The exact bytes Hookline POSTs for `event`, as a consumer receives them."""
+    return body_for(event.id, event.type, event.created_at, event.tenant_id, event.data)

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from flask import Blueprint, flash, make_response, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from dispatcher.message import body_for
 from portal.extensions import db
 from portal.models import Delivery
 from portal.services import ServiceError, deliveries, event_types, events
@@ -91,7 +90,7 @@ def _detail_context(delivery_id: str) -> dict:
     tid = tenant_id()
     delivery = deliveries.get_delivery(tid, delivery_id)
     event = events.get_event(tid, delivery.event_id)
-    body = body_for(event.id, event.type, event.created_at, event.tenant_id, event.data)
+    body = events.wire_body(event)
     return {
         "delivery": delivery,
         "event": event,
