@@ -143,7 +143,9 @@ def main() -> int:
         target = infra.ROOT / "docs"
     target.mkdir(parents=True, exist_ok=True)
     (target / "performance.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    (target / "performance.md").write_text(report.markdown(results))
+    markdown = target / "performance.md"
+    previous = markdown.read_text() if markdown.exists() else ""
+    markdown.write_text(report.markdown(results, report.kept_analysis(previous)))
     log.info("wrote %s and %s", target / "performance.md", target / "performance.json")
     print(report.summary(results))
     return 0

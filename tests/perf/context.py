@@ -39,7 +39,7 @@ class Settings:
             quick=quick,
             reps=int(env.get("BENCH_REPS") or (1 if quick else 3)),
             ceiling_requests=1000 if quick else 5000,
-            naive_jobs=30 if quick else 100,
+            naive_jobs=30 if quick else 60,
             backlog_events=int(env.get("BENCH_EVENTS") or (500 if quick else 5000)),
             subscriptions=50,
             latency_seconds=3.0 if quick else 10.0,

@@ -103,7 +103,7 @@ def throughput(ctx: Context, workers: int) -> dict:
         "subscriptions": len(fleet.subscription_ids),
         "per_second": spread([r["per_second"] for r in runs]),
         "rss_mb": spread([max(size["worker"] for size in r["rss_mb"]) for r in runs]),
-        "rss_with_children_mb": spread(
+        "pss_with_children_mb": spread(
             [max(size["with_children"] for size in r["rss_mb"]) for r in runs]
         ),
     }

@@ -133,12 +133,12 @@ def repoint(app: Flask, subscription_ids: list[str], url: str) -> None:
 
 def publish_paced(
     app: Flask, fleet: Fleet, rate: float, count: int, max_seconds: float = 60.0
-) -> list[tuple[str, float]]:
+) -> list[tuple[str, float, float]]:
     """Publish and commit one event at a time, `rate` per second, for at most `count` events
-    or `max_seconds`; returns (event id, unix time just before its publish() call). Falls
-    behind, never bursts, when publishing is slower than the rate."""
+    or `max_seconds`; returns (event id, unix time just before its publish() call, unix time
+    its commit returned). Falls behind, never bursts, when publishing is slower than the rate."""
     data = payload.padded_data()
-    sent: list[tuple[str, float]] = []
+    sent: list[tuple[str, float, float]] = []
     with app.app_context():
         start = time.monotonic()
         for i in range(count):
@@ -150,7 +150,7 @@ def publish_paced(
             published_at = time.time()
             event = publish(fleet.types[i % len(fleet.types)], data, tenant_id=fleet.tenant_id)
             db.session.commit()
-            sent.append((event.id, published_at))
+            sent.append((event.id, published_at, time.time()))
         db.session.remove()
     return sent
 
@@ -190,13 +190,19 @@ class Workers:
             time.sleep(0.1)
 
     def rss_mb(self) -> list[dict[str, float]]:
-        """Each worker's resident memory (VmRSS), alone and with its children (RQ's scheduler
-        runs in a forked child)."""
+        """Each worker's resident memory (VmRSS), and the proportional memory (PSS) of it with
+        its children: RQ forks its scheduler into a child that shares most pages with it."""
         sizes = []
         for process in self.processes:
-            own = rss_mb(process.pid)
-            total = own + sum(rss_mb(child) for child in child_pids(process.pid))
-            sizes.append({"worker": own, "with_children": total})
+            family = [process.pid, *child_pids(process.pid)]
+            sizes.append(
+                {
+                    "worker": _proc_mb(f"/proc/{process.pid}/status", "VmRSS:"),
+                    "with_children": sum(
+                        _proc_mb(f"/proc/{pid}/smaps_rollup", "Pss:") for pid in family
+                    ),
+                }
+            )
         return sizes
 
     def stop(self, grace: float = 20.0) -> None:
@@ -206,13 +212,13 @@ class Workers:
         self.processes.clear()
 
 
-def rss_mb(pid: int) -> float:
-    """VmRSS of `pid` in MiB, from /proc/<pid>/status (0 if it is gone)."""
+def _proc_mb(path: str, field: str) -> float:
+    """A "<field> <n> kB" line of a /proc file, in MiB (0 if the process is gone)."""
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
+        lines = Path(path).read_text().splitlines()
+    except (FileNotFoundError, ProcessLookupError):
         return 0.0
-    kb = next((int(line.split()[1]) for line in status.splitlines() if line[:6] == "VmRSS:"), 0)
+    kb = next((int(line.split()[1]) for line in lines if line.startswith(field)), 0)
     return kb / 1024
 
 
