@@ -48,14 +48,17 @@ def claim_due(
     *,
     lease: timedelta,
     priority_only: bool = False,
+    include_priority: bool = True,
     exclude_subscriptions: frozenset[str] = frozenset(),
 ) -> list[Claim]:
     """Lease up to `limit` due deliveries, priority ones (tests, manual retries) first, and
     commit the lease.
 
     `lease` is the longest an attempt can take; the lease lasts twice that plus a margin, so a
-    live worker always records its attempt before anyone else may claim the delivery."""
-    claims = _claim(limit, lease, True, exclude_subscriptions)
+    live worker always records its attempt before anyone else may claim the delivery.
+    `include_priority=False` skips the priority statement (a busy drain looks only now and then).
+    """
+    claims = _claim(limit, lease, True, exclude_subscriptions) if include_priority else []
     if not priority_only and len(claims) < limit:
         claims += _claim(limit - len(claims), lease, False, exclude_subscriptions)
     return claims

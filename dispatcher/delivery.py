@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.005
 RECORD_EVERY_SECONDS = 0.02  # results wait at most this long to be written in one batch
 TARGET_CACHE_SECONDS = 30.0
+PRIORITY_LOOK_SECONDS = 0.1  # how often a busy normal drain checks for tests and manual retries
 
 _executor: ThreadPoolExecutor | None = None
 _secrets_cache: dict[str, list[signing.StoredSecret]] = {}
@@ -170,7 +171,6 @@ def _drain(priority: bool) -> int:
     budget_ends = time.monotonic() + config["HOOKLINE_DRAIN_BUDGET"]
     pool = _pool(concurrency)
     http.pool_size = concurrency
-    # Claim in batches: when half the pool is free, or when it is empty.
     refill_at = max(1, concurrency // 2)
 
     in_flight: dict[Future, Claim] = {}
@@ -180,13 +180,23 @@ def _drain(priority: bool) -> int:
     delivered = 0
     saw_more = False
     exhausted = False  # the last claim found less than it asked for
+    next_priority_look = 0.0
     while True:
         free = concurrency - len(in_flight)
         in_budget = time.monotonic() < budget_ends
-        if in_budget and free and (free >= refill_at or not exhausted):
+        # Claim when half the pool is free (or all of it): claiming for every freed slot costs
+        # more in SQL than the sends it feeds.
+        if in_budget and (free >= refill_at or not in_flight):
             full = frozenset(sub for sub, n in busy.items() if n >= per_endpoint)
+            look_for_priority = priority or time.monotonic() >= next_priority_look
+            if look_for_priority:
+                next_priority_look = time.monotonic() + PRIORITY_LOOK_SECONDS
             claims = claim_due(
-                free, lease=lease, priority_only=priority, exclude_subscriptions=full
+                free,
+                lease=lease,
+                priority_only=priority,
+                include_priority=look_for_priority,
+                exclude_subscriptions=full,
             )
             exhausted = len(claims) < free
             saw_more = not exhausted
