@@ -112,6 +112,26 @@ def reset_backlog(app: Flask, fleet: Fleet) -> int:
     return count
 
 
+def trim_backlog(app: Flask, fleet: Fleet, keep_events: int) -> None:
+    """Keep only the fleet's first `keep_events` events, with their deliveries and attempts."""
+    with app.app_context():
+        cutoff = db.session.scalar(
+            select(Event.id)
+            .where(Event.tenant_id == fleet.tenant_id)
+            .order_by(Event.id)
+            .offset(keep_events)
+            .limit(1)
+        )
+        if cutoff is not None:
+            doomed = select(Event.id).where(Event.tenant_id == fleet.tenant_id, Event.id >= cutoff)
+            deliveries = select(Delivery.id).where(Delivery.event_id.in_(doomed))
+            db.session.execute(delete(Attempt).where(Attempt.delivery_id.in_(deliveries)))
+            db.session.execute(delete(Delivery).where(Delivery.event_id.in_(doomed)))
+            db.session.execute(delete(Event).where(Event.id.in_(doomed)))
+            db.session.commit()
+        db.session.remove()
+
+
 def clear_history(app: Flask, tenant_id: str) -> None:
     """Delete the tenant's attempts, deliveries and events (its subscriptions stay)."""
     with app.app_context():
