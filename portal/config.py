@@ -63,7 +63,7 @@ def parse_schedule(value: str | None) -> list[int]:
 def _persisted_key(instance_path: Path, filename: str, make: Any) -> str:
     """Return the key kept in instance/<filename>, generating it on first use."""
     path = instance_path / filename
-    if path.exists():
+    if path.exists() and path.read_text().strip():
         return path.read_text().strip()
     instance_path.mkdir(parents=True, exist_ok=True)
     key = make()

@@ -234,3 +234,12 @@ def test_production_app_refuses_http_and_private_endpoints(
     assert raised.value.code == "url_refused"
     assert reason in raised.value.message
     db.session.rollback()
+
+
+def test_an_empty_key_file_is_replaced_by_a_new_key(tmp_path):
+    from portal.config import load_config
+
+    (tmp_path / "secret_key").write_text("\n")
+    config = load_config({}, tmp_path)
+    assert len(config["SECRET_KEY"]) >= 32
+    assert (tmp_path / "secret_key").read_text().strip() == config["SECRET_KEY"]
