@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.005
 RECORD_EVERY_SECONDS = 0.02  # results wait at most this long to be written in one batch
 TARGET_CACHE_SECONDS = 30.0
+CLAIM_EVERY_SECONDS = 0.05  # the longest free slots wait for a claim when the pool is half busy
 PRIORITY_LOOK_SECONDS = 0.1  # how often a busy normal drain checks for tests and manual retries
 
 _executor: ThreadPoolExecutor | None = None
@@ -181,12 +182,16 @@ def _drain(priority: bool) -> int:
     saw_more = False
     exhausted = False  # the last claim found less than it asked for
     next_priority_look = 0.0
+    last_claim = 0.0
     while True:
         free = concurrency - len(in_flight)
         in_budget = time.monotonic() < budget_ends
         # Claim when half the pool is free (or all of it): claiming for every freed slot costs
         # more in SQL than the sends it feeds.
-        if in_budget and (free >= refill_at or not in_flight):
+        # …or, so that endpoints holding many slots cannot stall everyone, every CLAIM_EVERY.
+        waited = time.monotonic() - last_claim >= CLAIM_EVERY_SECONDS
+        if in_budget and (free >= refill_at or not in_flight or (free and waited)):
+            last_claim = time.monotonic()
             full = frozenset(sub for sub, n in busy.items() if n >= per_endpoint)
             look_for_priority = priority or time.monotonic() >= next_priority_look
             if look_for_priority:

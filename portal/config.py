@@ -145,7 +145,7 @@ def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, An
             "HOOKLINE_WORKER_CONCURRENCY", environ.get("HOOKLINE_WORKER_CONCURRENCY"), 32, 1
         ),
         "HOOKLINE_ENDPOINT_CONCURRENCY": parse_int(
-            "HOOKLINE_ENDPOINT_CONCURRENCY", environ.get("HOOKLINE_ENDPOINT_CONCURRENCY"), 4, 1
+            "HOOKLINE_ENDPOINT_CONCURRENCY", environ.get("HOOKLINE_ENDPOINT_CONCURRENCY"), 2, 1
         ),
         "HOOKLINE_DRAIN_BUDGET": 10,
         "HOOKLINE_SWEEP_INTERVAL": parse_int(
