@@ -39,10 +39,19 @@ def cpu_pressure() -> float | None:
 
 
 def _git_commit() -> str:
-    done = subprocess.run(
+    """HEAD, and whether the measured code (dispatcher/, portal/) had uncommitted changes."""
+    head = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    )
-    return done.stdout.strip() or "unknown"
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "dispatcher", "portal"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if not head:
+        return "unknown"
+    return f"{head} + uncommitted changes in dispatcher/ or portal/" if dirty else head
 
 
 def describe() -> dict:
