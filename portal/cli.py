@@ -87,6 +87,8 @@ def publish_event(tenant_id: str, idempotency_key: str | None, event_type: str, 
         db.session.commit()
     except json.JSONDecodeError as exc:
         _fail(f"DATA is not valid JSON: {exc}")
+    except RecursionError:
+        _fail("DATA is nested too deeply")
     except (PublishError, NotFound) as exc:
         _fail(str(exc))
     click.echo(event.id)
