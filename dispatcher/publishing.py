@@ -97,8 +97,8 @@ def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
 
 def validate(session: Session, tenant_id: str, event_type: str, data: Any) -> None:
     """Raise a PublishError subclass unless the tenant may publish `data` as `event_type`."""
-    if not isinstance(event_type, str) or not event_type:
-        raise UnknownEventType("the event type must be a non-empty string")
+    if not isinstance(event_type, str) or not event_type or "\x00" in event_type:
+        raise UnknownEventType("the event type must be a non-empty string without NUL")
     encode_data(data, current_app.config["HOOKLINE_MAX_PAYLOAD_BYTES"])
     found = find_event_type(session, tenant_id, event_type)
     if found is None:

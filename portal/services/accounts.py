@@ -16,7 +16,7 @@ from portal.models import ApiKey, Tenant, User
 from portal.services import NotFound, ServiceError
 
 API_KEY_PREFIX = "hl_"
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 MIN_PASSWORD_LENGTH = 8
 
 
@@ -41,7 +41,9 @@ def create_tenant(name: str) -> Tenant:
 
 def get_tenant(tenant_id: str) -> Tenant:
     """The tenant with that id, or NotFound."""
-    tenant = db.session.get(Tenant, tenant_id) if tenant_id else None
+    # An id with a NUL can match nothing, and PostgreSQL refuses to even compare it.
+    usable = isinstance(tenant_id, str) and tenant_id and "\x00" not in tenant_id
+    tenant = db.session.get(Tenant, tenant_id) if usable else None
     if tenant is None:
         raise NotFound(f"no tenant {tenant_id!r}")
     return tenant
@@ -67,7 +69,8 @@ def create_user(tenant_id: str, email: str, password: str) -> User:
 
 def authenticate(email: str, password: str) -> User | None:
     """The user with these credentials, or None (the same answer for any mismatch)."""
-    user = db.session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    email = (email or "").strip().lower()
+    user = None if "\x00" in email else db.session.scalar(select(User).where(User.email == email))
     if user is None:
         check_password_hash(generate_password_hash("timing"), password or "")
         return None

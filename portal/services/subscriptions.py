@@ -118,9 +118,8 @@ def _check_secret(secret: Any) -> str:
 
 def get(tenant_id: str, subscription_id: str) -> Subscription:
     """The tenant's subscription, or NotFound (also for another tenant's id)."""
-    row = (
-        db.session.get(Subscription, subscription_id) if isinstance(subscription_id, str) else None
-    )
+    usable = isinstance(subscription_id, str) and "\x00" not in subscription_id
+    row = db.session.get(Subscription, subscription_id) if usable else None
     if row is None or row.tenant_id != tenant_id:
         raise NotFound(f"no endpoint {subscription_id!r}")
     return row

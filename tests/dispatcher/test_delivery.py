@@ -220,3 +220,20 @@ def test_a_response_that_never_ends_is_cut_at_the_total_timeout(app, run_worker)
     assert "timed out" in attempt.error
     assert attempt.duration_ms < 2000
     assert _time.monotonic() - started < 8
+
+
+def test_binary_response_body_is_stored_as_text_without_nul(app, receiver, run_worker):
+    receiver.script(
+        "/hook",
+        Reply(status=500, body=bytes(range(256)) * 8, headers={"Content-Type": "image/png"}),
+    )
+    tenant = make_tenant()
+    make_subscription(tenant.id, receiver.url())
+    publish("invoice.paid", {"invoice_id": "inv_1"}, tenant_id=tenant.id)
+    db.session.commit()
+    run_worker()
+
+    attempt = db.session.scalar(select(Attempt))
+    assert attempt.response_status == 500
+    assert "\x00" not in attempt.response_body
+    assert len(attempt.response_body) == 2048
