@@ -229,6 +229,12 @@ def _method_section(results: dict) -> list[str]:
         f"{s.get('reps', '?')} per figure; medians with min–max. The load average of the "
         "machine at the start of each figure is in performance.json (`load_at_start`): "
         "other work on the machine moves every figure.",
+        "- Options: `BENCH_QUICK=1` (small sizes, one repetition, results under "
+        "/tmp/hookline-bench-results), `BENCH_ONLY=throughput_1,profile,…` (figure names as in "
+        "performance.json), `BENCH_DATABASE=postgres` (delivery figures on PostgreSQL), "
+        "`BENCH_REPS`, `BENCH_EVENTS`, `BENCH_POSTGRES_URL` (a scratch database, recreated), "
+        "`BENCH_KEEP=1` (keep the run's directory: nginx, Redis and worker logs, py-spy output), "
+        "`BENCH_OUT=dir`.",
         "",
     ]
 
