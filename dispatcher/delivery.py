@@ -183,6 +183,7 @@ def _drain(priority: bool) -> int:
     exhausted = False  # the last claim found less than it asked for
     next_priority_look = 0.0
     last_claim = 0.0
+    asked_for_help = False
     while True:
         free = concurrency - len(in_flight)
         in_budget = time.monotonic() < budget_ends
@@ -205,6 +206,10 @@ def _drain(priority: bool) -> int:
             )
             exhausted = len(claims) < free
             saw_more = not exhausted
+            if saw_more and not asked_for_help:
+                # More is due than this drain can hold: let another worker join in now.
+                queues.kick(priority)
+                asked_for_help = True
             if claims:
                 ready, unsendable = _prepare(claims)
                 finished.extend(unsendable)
