@@ -7,6 +7,8 @@ dies mid-delivery leaves its lease to expire, and the delivery is claimed again.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -49,44 +51,67 @@ def claim_due(
     lease: timedelta,
     priority_only: bool = False,
     include_priority: bool = True,
-    exclude_subscriptions: frozenset[str] = frozenset(),
-) -> list[Claim]:
+    per_endpoint: int | None = None,
+    busy: Mapping[str, int] | None = None,
+) -> tuple[list[Claim], bool]:
     """Lease up to `limit` due deliveries, priority ones (tests, manual retries) first, and
-    commit the lease.
+    commit the lease. Returns the claims and whether more were due than it looked at.
 
     `lease` is the longest an attempt can take; the lease lasts twice that plus a margin, so a
     live worker always records its attempt before anyone else may claim the delivery.
     `include_priority=False` skips the priority statement (a busy drain looks only now and then).
+    With `per_endpoint`, no subscription ends up with more than that many in flight, counting
+    the `busy` ones this worker already sends: a slow endpoint's backlog cannot take the
+    sending threads from everyone else.
     """
-    claims = _claim(limit, lease, True, exclude_subscriptions) if include_priority else []
-    if not priority_only and len(claims) < limit:
-        claims += _claim(limit - len(claims), lease, False, exclude_subscriptions)
-    return claims
+    taken = Counter(busy or {})
+    claims: list[Claim] = []
+    more = False
+    for priority in (True, False):
+        if (priority and not include_priority) or (not priority and priority_only):
+            continue
+        found, more_here = _claim(limit - len(claims), lease, priority, per_endpoint, taken)
+        claims += found
+        more = more or more_here
+    return claims, more
 
 
 def _claim(
-    limit: int, lease: timedelta, priority: bool, exclude_subscriptions: frozenset[str]
-) -> list[Claim]:
-    """One claim statement; each reads the (status, priority, next_attempt_at) index in order."""
+    limit: int, lease: timedelta, priority: bool, per_endpoint: int | None, taken: Counter[str]
+) -> tuple[list[Claim], bool]:
+    """Pick due rows (reading the (status, priority, next_attempt_at) index in order), keep
+    those their endpoint has room for, and lease them by id. Adds the kept ones to `taken`.
+
+    Picking and leasing are two statements: the lease re-checks that each row is still due, so
+    a row another worker leased in between is simply not returned. On PostgreSQL the pick
+    also skips rows another claim holds at that moment (FOR UPDATE SKIP LOCKED)."""
     if limit <= 0:
-        return []
+        return [], False
     now = clock.now()
-    expires = now + 2 * lease + LEASE_MARGIN
-    candidates = select(Delivery.id).where(*due_filter(now), Delivery.priority == priority)
-    if exclude_subscriptions:
-        candidates = candidates.where(Delivery.subscription_id.not_in(exclude_subscriptions))
-    # A MATERIALIZED CTE picks the rows exactly once: PostgreSQL may re-run an IN (subquery
-    # … LIMIT … SKIP LOCKED) and so claim many more rows than asked for.
-    chosen = (
-        candidates.order_by(Delivery.next_attempt_at)
+    pick = (
+        select(Delivery.id, Delivery.subscription_id)
+        .where(*due_filter(now), Delivery.priority == priority)
+        .order_by(Delivery.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
-        .cte("chosen")
-        .prefix_with("MATERIALIZED")
     )
+    if per_endpoint is not None:
+        full = [sub for sub, count in taken.items() if count >= per_endpoint]
+        if full:
+            pick = pick.where(Delivery.subscription_id.not_in(full))
+    due = db.session.execute(pick).all()
+    chosen = []
+    for row in due:
+        if per_endpoint is None or taken[row.subscription_id] < per_endpoint:
+            taken[row.subscription_id] += 1
+            chosen.append(row.id)
+    if not chosen:
+        db.session.commit()  # release PostgreSQL's row locks
+        return [], len(due) == limit
+    expires = now + 2 * lease + LEASE_MARGIN
     statement = (
         update(Delivery)
-        .where(Delivery.id == chosen.c.id, *due_filter(now))
+        .where(Delivery.id.in_(chosen), *due_filter(now))
         .values(lease_expires_at=expires)
         .returning(
             Delivery.id,
@@ -115,4 +140,4 @@ def _claim(
             lease_expires_at=expires,
         )
         for row in rows
-    ]
+    ], len(due) == limit

@@ -180,33 +180,37 @@ def _drain(priority: bool) -> int:
     last_record = time.monotonic()
     delivered = 0
     saw_more = False
-    exhausted = False  # the last claim found less than it asked for
+    exhausted = False  # the last claim found nothing more due than it took
+    sent_since_claim = True
     next_priority_look = 0.0
     last_claim = 0.0
     asked_for_help = False
     while True:
         free = concurrency - len(in_flight)
         in_budget = time.monotonic() < budget_ends
-        # Claim when half the pool is free (or all of it): claiming for every freed slot costs
-        # more in SQL than the sends it feeds.
-        # …or, so that endpoints holding many slots cannot stall everyone, every CLAIM_EVERY.
         waited = time.monotonic() - last_claim >= CLAIM_EVERY_SECONDS
-        if in_budget and (free >= refill_at or not in_flight or (free and waited)):
+        # Claim when half the pool is free (or all of it): claiming for every freed slot costs
+        # more in SQL than the sends it feeds. Every CLAIM_EVERY at the latest, so endpoints
+        # holding many slots cannot stall everyone; and after a claim that found everything
+        # due, only once a send has finished (new work is then kicked, or found by the timer).
+        worth_it = free >= refill_at or not in_flight or waited
+        if in_budget and free and worth_it and (not exhausted or sent_since_claim or waited):
             last_claim = time.monotonic()
-            full = frozenset(sub for sub, n in busy.items() if n >= per_endpoint)
+            sent_since_claim = False
             look_for_priority = priority or time.monotonic() >= next_priority_look
             if look_for_priority:
                 next_priority_look = time.monotonic() + PRIORITY_LOOK_SECONDS
-            claims = claim_due(
+            claims, more = claim_due(
                 free,
                 lease=lease,
                 priority_only=priority,
                 include_priority=look_for_priority,
-                exclude_subscriptions=full,
+                per_endpoint=per_endpoint,
+                busy=busy,
             )
-            exhausted = len(claims) < free
-            saw_more = not exhausted
-            if saw_more and not asked_for_help:
+            exhausted = not more
+            saw_more = more
+            if more and not asked_for_help:
                 # More is due than this drain can hold: let another worker join in now.
                 queues.kick(priority)
                 asked_for_help = True
@@ -224,7 +228,10 @@ def _drain(priority: bool) -> int:
             for future in done:
                 claim = in_flight.pop(future)
                 busy[claim.subscription_id] -= 1
+                if not busy[claim.subscription_id]:
+                    del busy[claim.subscription_id]
                 finished.append(future.result())
+                sent_since_claim = True
         now = time.monotonic()
         if finished and (not in_flight or now - last_record >= RECORD_EVERY_SECONDS):
             record(finished)

@@ -42,6 +42,8 @@ class Receiver:
         self._scripts: dict[str, list[Reply]] = defaultdict(list)
         self._defaults: dict[str, Reply] = {}
         self._lock = threading.Lock()
+        self._open: dict[str, int] = defaultdict(int)  # requests being answered, per path
+        self._most_open: dict[str, int] = defaultdict(int)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,8 +58,14 @@ class Receiver:
                     receiver.requests.append(
                         Received(path, dict(self.headers.items()), body, time.monotonic())
                     )
+                    receiver._open[path] += 1
+                    receiver._most_open[path] = max(
+                        receiver._most_open[path], receiver._open[path]
+                    )
                 if reply.delay:
                     time.sleep(reply.delay)
+                with receiver._lock:
+                    receiver._open[path] -= 1
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
@@ -94,6 +102,11 @@ class Receiver:
             if self._scripts[path]:
                 return self._scripts[path].pop(0)
             return self._defaults.get(path, Reply())
+
+    def most_concurrent(self, path: str) -> int:
+        """The most requests to `path` that were being answered at one time."""
+        with self._lock:
+            return self._most_open[path]
 
     def received(self, path: str | None = None) -> list[Received]:
         with self._lock:

@@ -187,8 +187,8 @@ def test_expired_lease_of_a_dead_worker_is_claimed_again(app, receiver, run_work
     make_subscription(tenant.id, receiver.url())
     _publish(tenant.id)
     get_redis().flushdb()
-    (_claim,) = claim_due(10, lease=timedelta(seconds=15))  # a worker claims, then dies
-    assert claim_due(10, lease=timedelta(seconds=15)) == []  # nobody else may take it
+    (_claim,), _ = claim_due(10, lease=timedelta(seconds=15))  # a worker claims, then dies
+    assert claim_due(10, lease=timedelta(seconds=15)) == ([], False)  # nobody else may take it
     sweep_and_work(run_worker)
     assert receiver.received() == []
     clock.advance(seconds=41)

@@ -179,6 +179,29 @@ def test_slow_endpoint_hits_the_total_timeout(app, receiver, run_worker):
     assert attempt.duration_ms < 2500
 
 
+def test_a_slow_endpoint_holds_only_its_share_of_the_sending_threads(app, receiver, run_worker):
+    """Its backlog is older than everyone else's work, yet the others go out at once."""
+    app.config["HOOKLINE_WORKER_CONCURRENCY"] = 8
+    app.config["HOOKLINE_ENDPOINT_CONCURRENCY"] = 2
+    tenant = make_tenant()
+    receiver.script("/slow", default=Reply(delay=0.5))
+    make_subscription(tenant.id, receiver.url("/slow"), events=["invoice.paid"])
+    make_subscription(tenant.id, receiver.url("/fast"), events=["invoice.created"])
+    for n in range(8):
+        publish("invoice.paid", {"invoice_id": f"inv_{n}"}, tenant_id=tenant.id)
+        db.session.commit()
+    for n in range(6):
+        publish("invoice.created", {"invoice_id": f"inv_{n}"}, tenant_id=tenant.id)
+        db.session.commit()
+    run_worker()
+
+    slow, fast = receiver.received("/slow"), receiver.received("/fast")
+    assert len(slow) == 8 and len(fast) == 6
+    assert receiver.most_concurrent("/slow") == 2
+    # every fast delivery went out while the first two slow requests were still unanswered
+    assert max(r.at for r in fast) < slow[0].at + 0.5
+
+
 def test_a_response_that_never_ends_is_cut_at_the_total_timeout(app, run_worker):
     """A receiver trickling headers forever must not hold a sending thread."""
     import socket
