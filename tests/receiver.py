@@ -59,9 +59,7 @@ class Receiver:
                         Received(path, dict(self.headers.items()), body, time.monotonic())
                     )
                     receiver._open[path] += 1
-                    receiver._most_open[path] = max(
-                        receiver._most_open[path], receiver._open[path]
-                    )
+                    receiver._most_open[path] = max(receiver._most_open[path], receiver._open[path])
                 if reply.delay:
                     time.sleep(reply.delay)
                 with receiver._lock:
