@@ -79,39 +79,33 @@ def claim_due(
 def _claim(
     limit: int, lease: timedelta, priority: bool, per_endpoint: int | None, taken: Counter[str]
 ) -> tuple[list[Claim], bool]:
-    """Pick due rows (reading the (status, priority, next_attempt_at) index in order), keep
-    those their endpoint has room for, and lease them by id. Adds the kept ones to `taken`.
+    """Lease the oldest due rows (reading the (status, priority, next_attempt_at) index in
+    order), then hand back, in the same transaction, those whose endpoint has no room left.
+    Adds what it keeps to `taken`.
 
-    Picking and leasing are two statements: the lease re-checks that each row is still due, so
-    a row another worker leased in between is simply not returned. On PostgreSQL the pick
-    also skips rows another claim holds at that moment (FOR UPDATE SKIP LOCKED)."""
+    One atomic statement does the leasing, so two workers never pick the same rows and then
+    race for them; handing back is a second statement only when an endpoint had too many."""
     if limit <= 0:
         return [], False
     now = clock.now()
-    pick = (
-        select(Delivery.id, Delivery.subscription_id)
-        .where(*due_filter(now), Delivery.priority == priority)
-        .order_by(Delivery.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    expires = now + 2 * lease + LEASE_MARGIN
+    candidates = select(Delivery.id).where(*due_filter(now), Delivery.priority == priority)
     if per_endpoint is not None:
         full = [sub for sub, count in taken.items() if count >= per_endpoint]
         if full:
-            pick = pick.where(Delivery.subscription_id.not_in(full))
-    due = db.session.execute(pick).all()
-    chosen = []
-    for row in due:
-        if per_endpoint is None or taken[row.subscription_id] < per_endpoint:
-            taken[row.subscription_id] += 1
-            chosen.append(row.id)
-    if not chosen:
-        db.session.commit()  # release PostgreSQL's row locks
-        return [], len(due) == limit
-    expires = now + 2 * lease + LEASE_MARGIN
+            candidates = candidates.where(Delivery.subscription_id.not_in(full))
+    # A MATERIALIZED CTE picks the rows exactly once: PostgreSQL may re-run an IN (subquery
+    # … LIMIT … SKIP LOCKED) and so claim many more rows than asked for.
+    chosen = (
+        candidates.order_by(Delivery.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("chosen")
+        .prefix_with("MATERIALIZED")
+    )
     statement = (
         update(Delivery)
-        .where(Delivery.id.in_(chosen), *due_filter(now))
+        .where(Delivery.id == chosen.c.id, *due_filter(now))
         .values(lease_expires_at=expires)
         .returning(
             Delivery.id,
@@ -122,10 +116,25 @@ def _claim(
             Delivery.attempt_count,
             Delivery.next_trigger,
             Delivery.is_test,
+            Delivery.next_attempt_at,
         )
         .execution_options(synchronize_session=False)
     )
-    rows = db.session.execute(statement).all()
+    rows = sorted(db.session.execute(statement).all(), key=lambda row: row.next_attempt_at)
+    kept, handed_back = [], []
+    for row in rows:
+        if per_endpoint is None or taken[row.subscription_id] < per_endpoint:
+            taken[row.subscription_id] += 1
+            kept.append(row)
+        else:
+            handed_back.append(row.id)
+    if handed_back:
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(handed_back))
+            .values(lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
     db.session.commit()
     return [
         Claim(
@@ -139,5 +148,5 @@ def _claim(
             is_test=row.is_test,
             lease_expires_at=expires,
         )
-        for row in rows
-    ], len(due) == limit
+        for row in kept
+    ], len(rows) == limit

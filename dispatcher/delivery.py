@@ -180,7 +180,8 @@ def _drain(priority: bool) -> int:
     last_record = time.monotonic()
     delivered = 0
     saw_more = False
-    exhausted = False  # the last claim found nothing more due than it took
+    caught_up = False  # the last claim took everything it found due
+    exhausted = False  # …and no endpoint was left out for being at its limit
     sent_since_claim = True
     next_priority_look = 0.0
     last_claim = 0.0
@@ -194,7 +195,7 @@ def _drain(priority: bool) -> int:
         # holding many slots cannot stall everyone; and after a claim that found everything
         # due, only once a send has finished (new work is then kicked, or found by the timer).
         worth_it = free >= refill_at or not in_flight or waited
-        if in_budget and free and worth_it and (not exhausted or sent_since_claim or waited):
+        if in_budget and free and worth_it and (not caught_up or sent_since_claim or waited):
             last_claim = time.monotonic()
             sent_since_claim = False
             look_for_priority = priority or time.monotonic() >= next_priority_look
@@ -208,7 +209,7 @@ def _drain(priority: bool) -> int:
                 per_endpoint=per_endpoint,
                 busy=busy,
             )
-            exhausted = not more
+            caught_up = not more
             saw_more = more
             if more and not asked_for_help:
                 # More is due than this drain can hold: let another worker join in now.
@@ -221,6 +222,8 @@ def _drain(priority: bool) -> int:
                     future = pool.submit(_send, outcome, target, body, headers, timeout, connect)
                     in_flight[future] = outcome.claim
                     busy[outcome.claim.subscription_id] += 1
+            # An endpoint at its limit was not looked at, so its due rows may still wait.
+            exhausted = caught_up and all(n < per_endpoint for n in busy.values())
         elif not in_budget:
             saw_more = True
         if in_flight:
