@@ -180,9 +180,7 @@ def _drain(priority: bool) -> int:
     last_record = time.monotonic()
     delivered = 0
     saw_more = False
-    caught_up = False  # the last claim took everything it found due
-    exhausted = False  # …and no endpoint was left out for being at its limit
-    sent_since_claim = True
+    exhausted = False  # the last claim found nothing more due, and left no endpoint out
     next_priority_look = 0.0
     last_claim = 0.0
     asked_for_help = False
@@ -192,12 +190,9 @@ def _drain(priority: bool) -> int:
         waited = time.monotonic() - last_claim >= CLAIM_EVERY_SECONDS
         # Claim when half the pool is free (or all of it): claiming for every freed slot costs
         # more in SQL than the sends it feeds. Every CLAIM_EVERY at the latest, so endpoints
-        # holding many slots cannot stall everyone; and after a claim that found everything
-        # due, only once a send has finished (new work is then kicked, or found by the timer).
-        worth_it = free >= refill_at or not in_flight or waited
-        if in_budget and free and worth_it and (not caught_up or sent_since_claim or waited):
+        # holding many slots cannot stall everyone.
+        if in_budget and free and (free >= refill_at or not in_flight or waited):
             last_claim = time.monotonic()
-            sent_since_claim = False
             look_for_priority = priority or time.monotonic() >= next_priority_look
             if look_for_priority:
                 next_priority_look = time.monotonic() + PRIORITY_LOOK_SECONDS
@@ -209,7 +204,6 @@ def _drain(priority: bool) -> int:
                 per_endpoint=per_endpoint,
                 busy=busy,
             )
-            caught_up = not more
             saw_more = more
             if more and not asked_for_help:
                 # More is due than this drain can hold: let another worker join in now.
@@ -223,7 +217,7 @@ def _drain(priority: bool) -> int:
                     in_flight[future] = outcome.claim
                     busy[outcome.claim.subscription_id] += 1
             # An endpoint at its limit was not looked at, so its due rows may still wait.
-            exhausted = caught_up and all(n < per_endpoint for n in busy.values())
+            exhausted = not more and all(n < per_endpoint for n in busy.values())
         elif not in_budget:
             saw_more = True
         if in_flight:
@@ -234,7 +228,6 @@ def _drain(priority: bool) -> int:
                 if not busy[claim.subscription_id]:
                     del busy[claim.subscription_id]
                 finished.append(future.result())
-                sent_since_claim = True
         now = time.monotonic()
         if finished and (not in_flight or now - last_record >= RECORD_EVERY_SECONDS):
             record(finished)
