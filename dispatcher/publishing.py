@@ -156,6 +156,14 @@ def publish(
                 )
             return existing
 
+    # Every read comes before the first write: on SQLite a transaction holds the database's one
+    # write lock from its first write to its commit, and workers wait for it.
+    endpoints = Subscription.__table__.c
+    subscriptions = session.execute(
+        select(endpoints.id, endpoints.events).where(
+            endpoints.tenant_id == tenant_id, endpoints.is_active.is_(True)
+        )
+    ).all()
     # Core inserts: the ORM's unit of work cost more than the SQL itself here. The returned
     # Event is a plain record of the row (not attached to the session).
     event = Event(
@@ -167,16 +175,6 @@ def publish(
         fingerprint=digest,
         created_at=clock.now(),
     )
-    session.execute(
-        insert(Event.__table__),
-        {column: getattr(event, column) for column in _EVENT_COLUMNS},
-    )
-    endpoints = Subscription.__table__.c
-    subscriptions = session.execute(
-        select(endpoints.id, endpoints.events).where(
-            endpoints.tenant_id == tenant_id, endpoints.is_active.is_(True)
-        )
-    ).all()
     rows = [
         {
             "tenant_id": tenant_id,
@@ -190,6 +188,10 @@ def publish(
         for sub_id, event_filter in subscriptions
         if matches(event_filter or [], event_type)
     ]
+    session.execute(
+        insert(Event.__table__),
+        {column: getattr(event, column) for column in _EVENT_COLUMNS},
+    )
     if rows:
         session.execute(insert(Delivery.__table__), rows)
         request_drain(session)
