@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, or_, update
 
 from dispatcher import clock, lifecycle, metrics, queues
 from dispatcher.claims import Claim
@@ -18,6 +18,8 @@ from dispatcher.http import Response
 from portal.extensions import db
 from portal.ids import new_id
 from portal.models import Attempt, Delivery, Subscription
+
+HEALTH_PRECISION = timedelta(seconds=1)  # how stale an endpoint's last_success_at may be
 
 
 @dataclass
@@ -133,9 +135,18 @@ def _update_health(attempted: list[Outcome], now: datetime) -> None:
     succeeded = {o.claim.subscription_id for o in real if o.response.succeeded}
     failed = {o.claim.subscription_id for o in real if not o.response.succeeded} - succeeded
     if succeeded:
+        # Rewrite last_success_at at most once a second per endpoint: every batch rewrote every
+        # row, and on SQLite those writes lengthen the lock that publishers wait for.
         db.session.execute(
             update(Subscription)
-            .where(Subscription.id.in_(succeeded))
+            .where(
+                Subscription.id.in_(succeeded),
+                or_(
+                    Subscription.failing_since.is_not(None),
+                    Subscription.last_success_at.is_(None),
+                    Subscription.last_success_at < now - HEALTH_PRECISION,
+                ),
+            )
             .values(last_success_at=now, failing_since=None)
             .execution_options(synchronize_session=False)
         )
