@@ -89,19 +89,32 @@ def throughput(ctx: Context, workers: int) -> dict:
     """Hookline's sustained delivery rate through a backlog, every attempt logged.
 
     The same worker processes serve every repetition (started once, warm after the first), so
-    their memory after the last one is the figure for a worker that has been busy a while."""
+    their memory after the last one is the figure for a worker that has been busy a while.
+
+    Each repetition is paired with a raw-ceiling run just before it (the workers idle then):
+    this machine's speed drifts by 10–15% between minutes, and a ratio of two runs made side
+    by side is what the goals compare."""
     fleet = backlog_fleet(ctx)
     runs = []
     with running_workers(ctx, workers) as processes:
         for _ in range(ctx.settings.reps):
+            beside = baselines.run_ceiling(ctx.receiver.url, ctx.settings.ceiling_requests)
             runs.append(replay(ctx, fleet))
             runs[-1]["rss_mb"] = processes.rss_mb()
-    log.info("hookline %d worker(s): %s", workers, [round(r["per_second"]) for r in runs])
+            runs[-1]["ceiling_per_second"] = beside["per_second"]
+    log.info(
+        "hookline %d worker(s): %s, paired ceiling %s",
+        workers,
+        [round(r["per_second"]) for r in runs],
+        [round(r["ceiling_per_second"]) for r in runs],
+    )
     return {
         "workers": workers,
         "deliveries_per_run": runs[0]["count"],
         "subscriptions": len(fleet.subscription_ids),
         "per_second": spread([r["per_second"] for r in runs]),
+        "paired_ceiling_per_second": spread([r["ceiling_per_second"] for r in runs]),
+        "vs_paired_ceiling": spread([r["per_second"] / r["ceiling_per_second"] for r in runs]),
         "rss_mb": spread([max(size["worker"] for size in r["rss_mb"]) for r in runs]),
         "pss_with_children_mb": spread(
             [max(size["with_children"] for size in r["rss_mb"]) for r in runs]

@@ -39,16 +39,17 @@ def _get(figures: dict, *path: str) -> float | None:
 def goals(results: dict) -> list[dict]:
     """Each goal of issue 6 with its measured value (None when the figure was not run)."""
     f = results["figures"]
-    ceiling = _median(f, "ceiling")
-    one, two = _median(f, "throughput_1"), _median(f, "throughput_2")
+    # Each worker run against the ceiling run made just before it (see delivery.throughput).
+    one = _median(f, "throughput_1", "vs_paired_ceiling")
+    two = _median(f, "throughput_2", "vs_paired_ceiling")
     rows: list[tuple[str, float | None, str, Callable[[float], bool]]] = [
+        ("1 worker / raw ceiling run beside it", one, "≥ 0.60", lambda v: v >= 0.60),
         (
-            "1 worker / raw ceiling",
-            one / ceiling if one and ceiling else None,
-            "≥ 0.60",
-            lambda v: v >= 0.60,
+            "2 workers / 1 worker, each against its ceiling",
+            two / one if one and two else None,
+            "≥ 1.50",
+            lambda v: v >= 1.50,
         ),
-        ("2 workers / 1 worker", two / one if one and two else None, "≥ 1.50", lambda v: v >= 1.50),
         (
             "end-to-end p50 at half load (ms)",
             _get(f, "latency", "p50", "median"),
@@ -143,8 +144,9 @@ def _throughput_section(results: dict) -> list[str]:
     lines = [
         "## Delivery throughput (deliveries/s)",
         "",
-        "| what | runs × size | median | spread (min–max) | vs raw ceiling |",
-        "|---|---|---:|---:|---:|",
+        "| what | runs × size | median | spread (min–max) | vs raw ceiling "
+        "| vs ceiling run beside it |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     ceiling = _median(f, "ceiling")
     rows = [
@@ -161,10 +163,18 @@ def _throughput_section(results: dict) -> list[str]:
             continue
         median, span = spread_cell(figure["per_second"])
         ratio = figure["per_second"]["median"] / ceiling if ceiling else None
+        paired = figure.get("vs_paired_ceiling")
+        paired_cell = f"{fmt(paired['median'], 2)} ({spread_cell(paired, 2)[1]})" if paired else "—"
         runs = len(figure["per_second"]["runs"])
         lines.append(f"| {label} | {runs} × {figure[size_key]:,} | {median} | {span} | "
-                     f"{fmt(ratio, 2)} |")  # fmt: skip
-    lines.append("")
+                     f"{fmt(ratio, 2)} | {paired_cell} |")  # fmt: skip
+    lines += [
+        "",
+        "The last column divides each worker run by a raw-ceiling run made just before it, with "
+        "the workers idle: the machine's speed drifts between minutes, so the goals use these "
+        "side-by-side ratios (median of the runs, min–max).",
+        "",
+    ]
     return lines
 
 
