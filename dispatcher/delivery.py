@@ -28,7 +28,7 @@ from portal.models import Event, Subscription
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.005
-RECORD_EVERY_SECONDS = 0.02  # results wait at most this long to be written in one batch
+RECORD_EVERY_SECONDS = 0.05  # results wait at most this long to be written in one batch
 TARGET_CACHE_SECONDS = 30.0
 CLAIM_EVERY_SECONDS = 0.05  # the longest free slots wait for a claim when the pool is half busy
 PRIORITY_LOOK_SECONDS = 0.1  # how often a busy normal drain checks for tests and manual retries
