@@ -67,9 +67,8 @@ def claim_due(
     taken = Counter(busy or {})
     claims: list[Claim] = []
     more = False
-    for priority in (True, False):
-        if (priority and not include_priority) or (not priority and priority_only):
-            continue
+    kinds = ([True] if include_priority else []) + ([] if priority_only else [False])
+    for priority in kinds:
         found, more_here = _claim(limit - len(claims), lease, priority, per_endpoint, taken)
         claims += found
         more = more or more_here

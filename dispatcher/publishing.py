@@ -37,7 +37,6 @@ from portal.models import Delivery, Event, EventType, Subscription
 log = logging.getLogger(__name__)
 
 _KICKS = "hookline_kicks"
-_EVENT_COLUMNS = ("id", "tenant_id", "type", "data", "idempotency_key", "fingerprint", "created_at")
 
 
 def encode_data(data: Any, max_bytes: int) -> bytes:
@@ -166,15 +165,16 @@ def publish(
     ).all()
     # Core inserts: the ORM's unit of work cost more than the SQL itself here. The returned
     # Event is a plain record of the row (not attached to the session).
-    event = Event(
-        id=new_id("event"),
-        tenant_id=tenant_id,
-        type=event_type,
-        data=data,
-        idempotency_key=idempotency_key,
-        fingerprint=digest,
-        created_at=clock.now(),
-    )
+    values = {
+        "id": new_id("event"),
+        "tenant_id": tenant_id,
+        "type": event_type,
+        "data": data,
+        "idempotency_key": idempotency_key,
+        "fingerprint": digest,
+        "created_at": clock.now(),
+    }
+    event = Event(**values)
     rows = [
         {
             "tenant_id": tenant_id,
@@ -188,10 +188,7 @@ def publish(
         for sub_id, event_filter in subscriptions
         if matches(event_filter or [], event_type)
     ]
-    session.execute(
-        insert(Event.__table__),
-        {column: getattr(event, column) for column in _EVENT_COLUMNS},
-    )
+    session.execute(insert(Event.__table__), values)
     if rows:
         session.execute(insert(Delivery.__table__), rows)
         request_drain(session)
