@@ -1,12 +1,16 @@
 """Prefixed, URL-safe, time-sortable identifiers (`evt_01J…`).
 
 The body is a ULID: 48 bits of milliseconds then 80 random bits, in Crockford base32, so ids sort by
-creation time and cursor pagination by id is stable.
+creation time and cursor pagination by id is stable. Within one millisecond, each id a process
+makes is the previous one plus one (ULID's monotonic mode), so one process's ids also sort in the
+order it made them: a fast publisher makes several events per millisecond, and "newest first"
+must not shuffle them.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -23,9 +27,21 @@ PREFIXES = {
 }
 
 
+_RANDOM_BITS = 80
+_last = (0, 0)  # (millisecond, random part) of the last id this process made
+_last_lock = threading.Lock()
+
+
 def _ulid(now_ms: int | None = None) -> str:
+    global _last
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    with _last_lock:
+        last_ms, last_random = _last
+        random = last_random + 1 if ms == last_ms else int.from_bytes(os.urandom(10), "big")
+        if random >> _RANDOM_BITS:  # it started at the very top of its range: start afresh
+            random = int.from_bytes(os.urandom(10), "big")
+        _last = (ms, random)
+    value = (ms << _RANDOM_BITS) | random
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])

@@ -94,3 +94,13 @@ def test_ids_do_not_collide_within_one_millisecond(monkeypatch: pytest.MonkeyPat
     made = {new_id("attempt") for _ in range(10_000)}
 
     assert len(made) == 10_000
+
+
+def test_ids_one_process_makes_within_a_millisecond_sort_in_the_order_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _freeze_ms(monkeypatch, 1_700_000_000_000)
+
+    made = [new_id("event") for _ in range(1_000)]
+
+    assert sorted(made) == made
