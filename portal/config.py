@@ -144,8 +144,20 @@ def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, An
         "HOOKLINE_WORKER_CONCURRENCY": parse_int(
             "HOOKLINE_WORKER_CONCURRENCY", environ.get("HOOKLINE_WORKER_CONCURRENCY"), 32, 1
         ),
+        # The ceiling of each endpoint's adaptive in-flight limit, per worker process.
         "HOOKLINE_ENDPOINT_CONCURRENCY": parse_int(
-            "HOOKLINE_ENDPOINT_CONCURRENCY", environ.get("HOOKLINE_ENDPOINT_CONCURRENCY"), 2, 1
+            "HOOKLINE_ENDPOINT_CONCURRENCY", environ.get("HOOKLINE_ENDPOINT_CONCURRENCY"), 32, 1
+        ),
+        # Sends slower than a second stop counting against HOOKLINE_WORKER_CONCURRENCY; a
+        # worker holds at most this many of them (hanging receivers cost a thread, not a slot).
+        "HOOKLINE_SLOW_SEND_CAPACITY": parse_int(
+            "HOOKLINE_SLOW_SEND_CAPACITY", environ.get("HOOKLINE_SLOW_SEND_CAPACITY"), 128, 0
+        ),
+        "HOOKLINE_BREAKER_FAILURES": parse_int(
+            "HOOKLINE_BREAKER_FAILURES", environ.get("HOOKLINE_BREAKER_FAILURES"), 5, 1
+        ),
+        "HOOKLINE_BREAKER_MAX_PAUSE": parse_int(
+            "HOOKLINE_BREAKER_MAX_PAUSE", environ.get("HOOKLINE_BREAKER_MAX_PAUSE"), 300, 1
         ),
         "HOOKLINE_DRAIN_BUDGET": 10,
         "HOOKLINE_SWEEP_INTERVAL": parse_int(

@@ -46,6 +46,7 @@ class Subscription(db.Model):
     description: Mapped[str] = mapped_column(String(500), default="")
     events: Mapped[list[str]] = mapped_column(JSON, default=list)
     headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # Deliveries per second across every worker (None: no cap besides adaptive concurrency).
     rate_limit: Mapped[int | None] = mapped_column(Integer)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(500))
@@ -54,6 +55,17 @@ class Subscription(db.Model):
     secrets_encrypted: Mapped[str] = mapped_column(Text)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Endpoint health, written by the workers (dispatcher/health.py is the only writer).
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The circuit breaker opened at this time (None: closed, deliveries flow).
+    circuit_opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # No request may be sent before this time: a breaker pause, or a receiver's Retry-After.
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Length of the current breaker pause; it doubles after each failed probe.
+    pause_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # One worker holds the right to probe an open breaker until this time.
+    probe_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -85,7 +97,10 @@ class Delivery(db.Model):
     __table_args__ = (
         Index("ix_deliveries_tenant_id_id", "tenant_id", "id"),
         Index("ix_deliveries_tenant_status_id", "tenant_id", "status", "id"),
-        Index("ix_deliveries_due", "status", "priority", "next_attempt_at"),
+        # Claims walk this one endpoint at a time (round-robin), oldest due first within each.
+        Index(
+            "ix_deliveries_endpoint_due", "status", "priority", "subscription_id", "next_attempt_at"
+        ),
         Index("ix_deliveries_subscription_status", "subscription_id", "status"),
         Index("ix_deliveries_event", "event_id"),
         Index("ix_deliveries_created_at", "created_at"),
