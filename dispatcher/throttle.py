@@ -1,0 +1,69 @@
+"""`Subscription.rate_limit`: deliveries per second to one endpoint, across every worker.
+
+A token bucket per endpoint lives in Redis, so every worker draws from the same one. The
+bucket holds a tenth of a second's worth (at least one token), so the rate holds over any
+window rather than allowing a second's burst. Tokens are taken before the deliveries are
+claimed; one a claim could not use is lost, which errs on the slow side, never the fast.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+
+from flask import current_app
+
+from dispatcher.connection import get_redis
+
+MIN_RATE_LIMIT = 1
+MAX_RATE_LIMIT = 10_000  # deliveries per second; a receiver faster than this needs no limit
+
+# KEYS[1] bucket; ARGV rate, capacity, now (s), wanted. Returns {granted, wait in ms}.
+_TAKE = """
+local rate = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local wanted = tonumber(ARGV[4])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or capacity
+local at = tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
+local granted = math.min(wanted, math.floor(tokens))
+tokens = tokens - granted
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(1000 * capacity / rate) + 1000)
+local wait = 0
+if granted < wanted then wait = math.ceil(1000 * (1 - (tokens - math.floor(tokens))) / rate) end
+return {granted, wait}
+"""
+
+
+def capacity(rate: int) -> int:
+    """The bucket's size for `rate` per second: a tenth of a second's worth, at least one."""
+    return max(1, math.ceil(rate / 10))
+
+
+def take(wanted: Mapping[str, tuple[int, int]]) -> dict[str, tuple[int, float]]:
+    """For each subscription id → (rate, how many it would send), take up to that many tokens.
+
+    Returns id → (granted, seconds until the next token when fewer were granted). One
+    pipelined round trip for all of them."""
+    if not wanted:
+        return {}
+    connection = get_redis()
+    prefix = current_app.config["HOOKLINE_QUEUE_PREFIX"]
+    script = connection.register_script(_TAKE)
+    now = time.time()
+    with connection.pipeline(transaction=False) as pipe:
+        for subscription_id, (rate, count) in wanted.items():
+            script(
+                keys=[f"{prefix}:rate:{subscription_id}"],
+                args=[rate, capacity(rate), f"{now:.6f}", count],
+                client=pipe,
+            )
+        answers = pipe.execute()
+    return {
+        subscription_id: (int(granted), int(wait_ms) / 1000)
+        for subscription_id, (granted, wait_ms) in zip(wanted, answers, strict=True)
+    }
