@@ -1,24 +1,44 @@
-"""Claiming due deliveries from the database with a lease.
+"""Claiming due deliveries from the database with a lease, one endpoint at a time.
 
 The lease is what keeps two workers from sending the same attempt at once: a claim sets
 `lease_expires_at`, and only rows whose lease is empty or expired can be claimed. A worker that
 dies mid-delivery leaves its lease to expire, and the delivery is claimed again.
+
+Normal deliveries are claimed per endpoint: `due_endpoints` lists the endpoints that have
+pending work (an index skip-scan, so its cost follows the number of endpoints, not the size of
+anyone's backlog), the drain decides how many each may have, and `claim_for` leases that many
+of each endpoint's oldest due rows in one statement. One endpoint's backlog of 100,000 is thus
+never in front of another endpoint's fresh event. Priority deliveries (tests, manual retries)
+are few and are claimed oldest first.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    column,
+    or_,
+    select,
+    text,
+    true,
+    union_all,
+    update,
+    values,
+)
 
 from dispatcher import clock
 from portal.extensions import db
 from portal.models import Delivery
+from portal.models.types import UTCDateTime
 
 LEASE_MARGIN = timedelta(seconds=10)
+SQLITE_BRANCHES = 400  # SQLite allows 500 terms in a compound SELECT
 
 
 @dataclass(frozen=True)
@@ -34,6 +54,18 @@ class Claim:
     trigger: str
     is_test: bool
     lease_expires_at: datetime
+    probe: bool = False  # the one request that tests an open circuit breaker
+
+
+@dataclass(frozen=True)
+class DueEndpoint:
+    """An endpoint with pending normal deliveries, and what may hold them back."""
+
+    subscription_id: str
+    due_at: datetime | None  # its oldest unleased pending delivery's next attempt
+    paused_until: datetime | None
+    circuit_open: bool
+    rate_limit: int | None
 
 
 def due_filter(now: datetime):
@@ -45,107 +77,172 @@ def due_filter(now: datetime):
     )
 
 
-def claim_due(
-    limit: int,
-    *,
-    lease: timedelta,
-    priority_only: bool = False,
-    include_priority: bool = True,
-    per_endpoint: int | None = None,
-    busy: Mapping[str, int] | None = None,
-) -> tuple[list[Claim], bool]:
-    """Lease up to `limit` due deliveries, priority ones (tests, manual retries) first, and
-    commit the lease. Returns the claims and whether more were due than it looked at.
+def lease_until(now: datetime, lease: timedelta) -> datetime:
+    """Twice the longest attempt plus a margin: a live worker always records its attempt
+    before anyone else may claim the delivery."""
+    return now + 2 * lease + LEASE_MARGIN
 
-    `lease` is the longest an attempt can take; the lease lasts twice that plus a margin, so a
-    live worker always records its attempt before anyone else may claim the delivery.
-    `include_priority=False` skips the priority statement (a busy drain looks only now and then).
-    With `per_endpoint`, no subscription ends up with more than that many in flight, counting
-    the `busy` ones this worker already sends: a slow endpoint's backlog cannot take the
-    sending threads from everyone else.
+
+_DUE_ENDPOINTS = text(
     """
-    taken = Counter(busy or {})
-    claims: list[Claim] = []
-    more = False
-    kinds = ([True] if include_priority else []) + ([] if priority_only else [False])
-    for priority in kinds:
-        found, more_here = _claim(limit - len(claims), lease, priority, per_endpoint, taken)
-        claims += found
-        more = more or more_here
-    return claims, more
+    WITH RECURSIVE endpoints(id) AS (
+        SELECT (SELECT min(subscription_id) FROM deliveries
+                WHERE status = 'pending' AND priority = :priority)
+        UNION ALL
+        SELECT (SELECT min(d.subscription_id) FROM deliveries AS d
+                WHERE d.status = 'pending' AND d.priority = :priority
+                  AND d.subscription_id > endpoints.id)
+        FROM endpoints WHERE endpoints.id IS NOT NULL
+    )
+    SELECT s.id, s.paused_until, s.circuit_opened_at, s.rate_limit,
+           (SELECT min(d.next_attempt_at) FROM deliveries AS d
+            WHERE d.status = 'pending' AND d.priority = :priority AND d.subscription_id = s.id
+              AND (d.lease_expires_at IS NULL OR d.lease_expires_at < :now)) AS due_at
+    FROM endpoints JOIN subscriptions AS s ON s.id = endpoints.id
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("priority", value=False))
+_DUE_ENDPOINTS = _DUE_ENDPOINTS.columns(
+    column("id", String),
+    column("paused_until", UTCDateTime()),
+    column("circuit_opened_at", UTCDateTime()),
+    column("rate_limit", Integer),
+    column("due_at", UTCDateTime()),
+)
 
 
-def _claim(
-    limit: int, lease: timedelta, priority: bool, per_endpoint: int | None, taken: Counter[str]
-) -> tuple[list[Claim], bool]:
-    """Lease the oldest due rows (reading the (status, priority, next_attempt_at) index in
-    order), then hand back, in the same transaction, those whose endpoint has no room left.
-    Adds what it keeps to `taken`.
+def due_endpoints() -> list[DueEndpoint]:
+    """Every endpoint with pending normal deliveries (due or not), with its health."""
+    rows = db.session.execute(_DUE_ENDPOINTS, {"now": clock.now(), "priority": False})
+    return [
+        DueEndpoint(row.id, row.due_at, row.paused_until, row.circuit_opened_at is not None,
+                    row.rate_limit)
+        for row in rows
+    ]  # fmt: skip
 
-    One atomic statement does the leasing, so two workers never pick the same rows and then
-    race for them; handing back is a second statement only when an endpoint had too many."""
-    if limit <= 0:
-        return [], False
+
+_RETURNED = (
+    Delivery.id,
+    Delivery.tenant_id,
+    Delivery.event_id,
+    Delivery.subscription_id,
+    Delivery.event_type,
+    Delivery.attempt_count,
+    Delivery.next_trigger,
+    Delivery.is_test,
+    Delivery.next_attempt_at,
+)
+
+
+def claim_for(
+    grants: Mapping[str, int], *, lease: timedelta, probes: frozenset[str] = frozenset()
+) -> list[Claim]:
+    """Lease up to `grants[subscription id]` of each endpoint's oldest due normal deliveries.
+
+    Does not commit: the caller commits the lease together with its probe rights."""
+    grants = {sid: n for sid, n in grants.items() if n > 0}
+    if not grants:
+        return []
     now = clock.now()
-    expires = now + 2 * lease + LEASE_MARGIN
-    candidates = select(Delivery.id).where(*due_filter(now), Delivery.priority == priority)
-    if per_endpoint is not None:
-        full = [sub for sub, count in taken.items() if count >= per_endpoint]
-        if full:
-            candidates = candidates.where(Delivery.subscription_id.not_in(full))
-    # A MATERIALIZED CTE picks the rows exactly once: PostgreSQL may re-run an IN (subquery
-    # … LIMIT … SKIP LOCKED) and so claim many more rows than asked for.
+    expires = lease_until(now, lease)
+    if db.engine.dialect.name == "postgresql":
+        statements = [_claim_lateral(grants, now, expires)]
+    else:
+        items = list(grants.items())
+        statements = [
+            _claim_union(dict(items[i : i + SQLITE_BRANCHES]), now, expires)
+            for i in range(0, len(items), SQLITE_BRANCHES)
+        ]
+    rows = [row for statement in statements for row in db.session.execute(statement)]
+    rows.sort(key=lambda row: row.next_attempt_at)
+    return [_claim(row, expires, probe=row.subscription_id in probes) for row in rows]
+
+
+def _oldest_due(subscription_id, now: datetime):
+    return select(Delivery.id).where(
+        Delivery.subscription_id == subscription_id,
+        Delivery.priority == False,  # noqa: E712 (SQL, not Python)
+        *due_filter(now),
+    )
+
+
+def _claim_lateral(grants: Mapping[str, int], now: datetime, expires: datetime):
+    """PostgreSQL: each endpoint's rows by a LATERAL subquery; SKIP LOCKED keeps two workers
+    from waiting on each other, and a MATERIALIZED CTE picks the rows exactly once."""
+    wanted = values(column("sid", String), column("room", Integer), name="wanted").data(
+        list(grants.items())
+    )
+    picked = (
+        _oldest_due(wanted.c.sid, now)
+        .order_by(Delivery.next_attempt_at)
+        .limit(wanted.c.room)
+        .with_for_update(skip_locked=True)
+        .lateral("picked")
+    )
     chosen = (
-        candidates.order_by(Delivery.next_attempt_at)
+        select(picked.c.id)
+        .select_from(wanted.join(picked, true()))
+        .cte("chosen")
+        .prefix_with("MATERIALIZED")
+    )
+    return _lease(Delivery.id == chosen.c.id, now, expires)
+
+
+def _claim_union(grants: Mapping[str, int], now: datetime, expires: datetime):
+    """SQLite: one limited SELECT per endpoint, joined by UNION ALL (SQLite has one writer, so
+    the UPDATE is atomic without row locks)."""
+    branches = [
+        select(pick.c.id)
+        for pick in (
+            _oldest_due(sid, now).order_by(Delivery.next_attempt_at).limit(room).subquery()
+            for sid, room in grants.items()
+        )
+    ]
+    chosen = branches[0] if len(branches) == 1 else union_all(*branches)
+    return _lease(Delivery.id.in_(chosen), now, expires)
+
+
+def _lease(which, now: datetime, expires: datetime):
+    return (
+        update(Delivery)
+        .where(which, *due_filter(now))
+        .values(lease_expires_at=expires)
+        .returning(*_RETURNED)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def claim_priority(limit: int, *, lease: timedelta) -> list[Claim]:
+    """Lease up to `limit` due priority deliveries (tests, manual retries), oldest first, and
+    commit. They go out whatever the endpoint's health: a person asked for them now."""
+    if limit <= 0:
+        return []
+    now = clock.now()
+    expires = lease_until(now, lease)
+    chosen = (
+        select(Delivery.id)
+        .where(*due_filter(now), Delivery.priority == True)  # noqa: E712
+        .order_by(Delivery.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
         .cte("chosen")
         .prefix_with("MATERIALIZED")
     )
-    statement = (
-        update(Delivery)
-        .where(Delivery.id == chosen.c.id, *due_filter(now))
-        .values(lease_expires_at=expires)
-        .returning(
-            Delivery.id,
-            Delivery.tenant_id,
-            Delivery.event_id,
-            Delivery.subscription_id,
-            Delivery.event_type,
-            Delivery.attempt_count,
-            Delivery.next_trigger,
-            Delivery.is_test,
-            Delivery.next_attempt_at,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    rows = sorted(db.session.execute(statement).all(), key=lambda row: row.next_attempt_at)
-    kept, handed_back = [], []
-    for row in rows:
-        if per_endpoint is None or taken[row.subscription_id] < per_endpoint:
-            taken[row.subscription_id] += 1
-            kept.append(row)
-        else:
-            handed_back.append(row.id)
-    if handed_back:
-        db.session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(handed_back))
-            .values(lease_expires_at=None)
-            .execution_options(synchronize_session=False)
-        )
+    rows = db.session.execute(_lease(Delivery.id == chosen.c.id, now, expires)).all()
     db.session.commit()
-    return [
-        Claim(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            event_id=row.event_id,
-            subscription_id=row.subscription_id,
-            event_type=row.event_type,
-            attempt_number=row.attempt_count + 1,
-            trigger=row.next_trigger,
-            is_test=row.is_test,
-            lease_expires_at=expires,
-        )
-        for row in kept
-    ], len(rows) == limit
+    rows.sort(key=lambda row: row.next_attempt_at)
+    return [_claim(row, expires) for row in rows]
+
+
+def _claim(row, expires: datetime, probe: bool = False) -> Claim:
+    return Claim(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        event_id=row.event_id,
+        subscription_id=row.subscription_id,
+        event_type=row.event_type,
+        attempt_number=row.attempt_count + 1,
+        trigger=row.next_trigger,
+        is_test=row.is_test,
+        lease_expires_at=expires,
+        probe=probe,
+    )

@@ -1,48 +1,43 @@
-"""The delivery job: claim due deliveries, send them concurrently, record every attempt.
+"""The delivery job: claim due deliveries fairly across endpoints and send them concurrently.
 
 One RQ job ("drain") serves many deliveries, because RQ's per-job cost is several times that of
-an HTTP POST on a kept-alive connection. Sends run on a thread pool that lives as long as the
-worker process, so connections stay alive across jobs. Each endpoint may hold only a few of the
-pool's threads, so a slow endpoint delays its own deliveries and nobody else's.
+an HTTP POST on a kept-alive connection. Sends run on the worker process's sender
+(dispatcher/sending.py), which outlives the job, keeps connections alive and records every
+attempt. Each claim round gives every endpoint with due work its turn (round-robin), as much as
+its adaptive limit allows (dispatcher/concurrency.py), skipping endpoints whose breaker is open
+or whose receiver asked for a pause (dispatcher/health.py) and taking rate-limit tokens
+(dispatcher/throttle.py): a slow, dead or throttled endpoint delays its own deliveries only.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select
 
-from dispatcher import clock, http, message, queues, signing
-from dispatcher.claims import Claim, claim_due
+from dispatcher import claims, clock, health, http, message, queues, signing, throttle
+from dispatcher.claims import Claim
 from dispatcher.errors import TargetRefused
-from dispatcher.outcomes import Outcome, record
+from dispatcher.outcomes import Outcome
+from dispatcher.sending import Sender, sender
 from dispatcher.ssrf import Target, check_target
 from portal.extensions import db
 from portal.models import Event, Subscription
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.005
-RECORD_EVERY_SECONDS = 0.05  # results wait at most this long to be written in one batch
 TARGET_CACHE_SECONDS = 30.0
-CLAIM_EVERY_SECONDS = 0.05  # the longest free slots wait for a claim when the pool is half busy
+POLL_SECONDS = 0.005  # while sends are finishing but too few slots are free to claim yet
+CLAIM_EVERY_SECONDS = 0.05  # the longest freed slots wait for a claim when the pool is half busy
+LOOK_EVERY_SECONDS = 0.1  # how often a drain looks for new work when nothing has changed
 PRIORITY_LOOK_SECONDS = 0.1  # how often a busy normal drain checks for tests and manual retries
 
-_executor: ThreadPoolExecutor | None = None
 _secrets_cache: dict[str, list[signing.StoredSecret]] = {}
 _target_cache: dict[tuple[str, bool, bool], tuple[float, Target | TargetRefused]] = {}
-
-
-def _pool(size: int) -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None or _executor._max_workers != size:
-        _executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="hookline-send")
-    return _executor
 
 
 def _stored_secrets(token: str) -> list[signing.StoredSecret]:
@@ -147,13 +142,18 @@ def _prepare(claims: list[Claim]) -> tuple[list[tuple[Outcome, tuple]], list[Out
     return ready, unsendable
 
 
-def _send(outcome: Outcome, target, body: bytes, headers: dict, timeout: float, connect: float):
-    outcome.response = http.post(target, body, headers, timeout=timeout, connect_timeout=connect)
-    return outcome
+@dataclass
+class Round:
+    """What one claim round found."""
+
+    claims: list[Claim] = field(default_factory=list)
+    more: bool = False  # some endpoint had more due work than it was given
+    resume_at: datetime | None = None  # when a held-back endpoint may next be sent to
 
 
 def drain(priority: bool = False) -> int:
-    """Deliver what is due until nothing is, or the time budget is spent. Returns the count."""
+    """Claim and send what is due until nothing is, or the time budget is spent. Returns how
+    many deliveries it started."""
     try:
         return _drain(priority)
     finally:
@@ -164,78 +164,165 @@ def drain(priority: bool = False) -> int:
 def _drain(priority: bool) -> int:
     queues.clear_kick_flag(priority)
     config = current_app.config
-    concurrency = config["HOOKLINE_WORKER_CONCURRENCY"]
-    per_endpoint = config["HOOKLINE_ENDPOINT_CONCURRENCY"]
-    timeout = float(config["HOOKLINE_DELIVERY_TIMEOUT"])
-    connect = float(config["HOOKLINE_CONNECT_TIMEOUT"])
-    lease = timedelta(seconds=timeout)
+    lease = timedelta(seconds=float(config["HOOKLINE_DELIVERY_TIMEOUT"]))
     budget_ends = time.monotonic() + config["HOOKLINE_DRAIN_BUDGET"]
-    pool = _pool(concurrency)
-    http.pool_size = concurrency
-    refill_at = max(1, concurrency // 2)
-
-    in_flight: dict[Future, Claim] = {}
-    busy = Counter[str]()
-    finished: list[Outcome] = []
-    last_record = time.monotonic()
-    delivered = 0
-    saw_more = False
-    exhausted = False  # the last claim found nothing more due, and left no endpoint out
-    next_priority_look = 0.0
-    last_claim = 0.0
+    out = sender(current_app._get_current_object())
+    http.pool_size = out.working
+    refill_at = max(1, out.working // 2)
+    started = 0
     asked_for_help = False
-    while True:
-        free = concurrency - len(in_flight)
-        in_budget = time.monotonic() < budget_ends
-        waited = time.monotonic() - last_claim >= CLAIM_EVERY_SECONDS
-        # Claim when half the pool is free (or all of it): claiming for every freed slot costs
-        # more in SQL than the sends it feeds. Every CLAIM_EVERY at the latest, so endpoints
-        # holding many slots cannot stall everyone.
-        if in_budget and free and (free >= refill_at or not in_flight or waited):
-            last_claim = time.monotonic()
-            look_for_priority = priority or time.monotonic() >= next_priority_look
-            if look_for_priority:
-                next_priority_look = time.monotonic() + PRIORITY_LOOK_SECONDS
-            claims, more = claim_due(
-                free,
-                lease=lease,
-                priority_only=priority,
-                include_priority=look_for_priority,
-                per_endpoint=per_endpoint,
-                busy=busy,
-            )
-            saw_more = more
-            if more and not asked_for_help:
+    last_claim = next_priority_look = 0.0
+    round_ = Round(more=True)
+    while time.monotonic() < budget_ends:
+        now = time.monotonic()
+        free = out.free_slots()
+        woke = out.wake.is_set()
+        resume = round_.resume_at is not None and round_.resume_at <= clock.now()
+        # Claim when sends finished (at once when half the pool is free, else every
+        # CLAIM_EVERY), when a held-back endpoint may go again, and every LOOK_EVERY for work
+        # published since; never in a busy loop over endpoints that are at their limit.
+        if free and (
+            (woke and (free >= refill_at or now - last_claim >= CLAIM_EVERY_SECONDS))
+            or resume
+            or now - last_claim >= LOOK_EVERY_SECONDS
+        ):
+            out.wake.clear()
+            last_claim = now
+            look = priority or now >= next_priority_look
+            if look:
+                next_priority_look = now + PRIORITY_LOOK_SECONDS
+            round_ = _claim_round(out, free, lease, priority, look)
+            started += _start(out, round_.claims)
+            if round_.more and not asked_for_help:
                 # More is due than this drain can hold: let another worker join in now.
                 queues.kick(priority)
                 asked_for_help = True
-            if claims:
-                ready, unsendable = _prepare(claims)
-                finished.extend(unsendable)
-                for outcome, (target, body, headers) in ready:
-                    future = pool.submit(_send, outcome, target, body, headers, timeout, connect)
-                    in_flight[future] = outcome.claim
-                    busy[outcome.claim.subscription_id] += 1
-            # An endpoint at its limit was not looked at, so its due rows may still wait.
-            exhausted = not more and all(n < per_endpoint for n in busy.values())
-        elif not in_budget:
-            saw_more = True
-        if in_flight:
-            done, _ = wait(in_flight, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-            for future in done:
-                claim = in_flight.pop(future)
-                busy[claim.subscription_id] -= 1
-                if not busy[claim.subscription_id]:
-                    del busy[claim.subscription_id]
-                finished.append(future.result())
-        now = time.monotonic()
-        if finished and (not in_flight or now - last_record >= RECORD_EVERY_SECONDS):
-            record(finished)
-            delivered += len(finished)
-            finished = []
-            last_record = now
-        if not in_flight and not finished and (exhausted or not in_budget):
-            break
-    if saw_more:
-        queues.kick(priority)
-    return delivered
+        elif not free:
+            out.wake.clear()  # every slot is busy: the next finished send wakes us
+        if not round_.more and not round_.claims:
+            if round_.resume_at is None:
+                return started  # nothing due: what is in flight is the sender's to record
+            if round_.resume_at > clock.now() + timedelta(seconds=budget_ends - now):
+                queues.schedule_drain(round_.resume_at)
+                return started
+        if out.wake.is_set():
+            time.sleep(POLL_SECONDS)  # sends are finishing: claim once CLAIM_EVERY is up
+        else:
+            out.wake.wait(_next_look(now, last_claim, round_.resume_at))
+    queues.kick(priority)  # the budget is spent with work left: a fresh job carries on
+    return started
+
+
+def _next_look(now: float, last_claim: float, resume_at: datetime | None) -> float:
+    """Seconds to sleep unless a send finishes first."""
+    wait = last_claim + LOOK_EVERY_SECONDS - now
+    if resume_at is not None:
+        wait = min(wait, (resume_at - clock.now()).total_seconds())
+    return max(0.001, wait)
+
+
+def _start(out: Sender, claimed: list[Claim]) -> int:
+    """Prepare the claimed deliveries and hand them to the sender."""
+    if not claimed:
+        return 0
+    config = current_app.config
+    timeout = float(config["HOOKLINE_DELIVERY_TIMEOUT"])
+    connect = float(config["HOOKLINE_CONNECT_TIMEOUT"])
+    ready, unsendable = _prepare(claimed)
+    out.add_unsendable(unsendable)
+    for outcome, (target, body, headers) in ready:
+        out.submit(outcome, target, body, headers, timeout, connect)
+    return len(claimed)
+
+
+def _claim_round(out: Sender, free: int, lease: timedelta, priority: bool, look: bool) -> Round:
+    """Claim up to `free` deliveries: priority ones first (when `look`), then the normal lane."""
+    round_ = Round()
+    if look:
+        round_.claims = claims.claim_priority(free, lease=lease)
+        round_.more = len(round_.claims) == free
+    if priority or len(round_.claims) >= free:
+        return round_
+    normal = _claim_normal(out, free - len(round_.claims), lease)
+    normal.claims = round_.claims + normal.claims
+    normal.more = normal.more or round_.more
+    return normal
+
+
+def _claim_normal(out: Sender, free: int, lease: timedelta) -> Round:
+    """One round-robin turn over the endpoints with due work."""
+    now = clock.now()
+    round_ = Round()
+    rooms: dict[str, int] = {}
+    rates: dict[str, int] = {}
+    probes: set[str] = set()
+    for endpoint in claims.due_endpoints():
+        sid = endpoint.subscription_id
+        if endpoint.due_at is None or endpoint.due_at > now:
+            continue  # only future retries (the scheduler's) or rows in flight
+        held = max(
+            (t for t in (endpoint.paused_until, out.held_until(sid, now)) if t and t > now),
+            default=None,
+        )
+        if held is not None:
+            round_.resume_at = min(held, round_.resume_at or held)
+            continue
+        if endpoint.circuit_open:
+            if not out.in_flight(sid):
+                probes.add(sid)  # its pause is over: one request may test it
+                rooms[sid] = 1
+            continue
+        room = out.room(sid)
+        if room <= 0:
+            round_.more = True  # at its limit: the drain waits for its sends to finish
+            continue
+        rooms[sid] = room
+        if endpoint.rate_limit:
+            rates[sid] = endpoint.rate_limit
+    grants = _share(rooms, free)
+    round_.more = round_.more or sum(grants.values()) < sum(rooms.values())
+    if rates:
+        wanted = {sid: (rate, grants[sid]) for sid, rate in rates.items() if grants.get(sid)}
+        for sid, (granted, wait) in throttle.take(wanted).items():
+            if granted < grants[sid]:
+                grants[sid] = granted
+                later = now + timedelta(seconds=wait)
+                round_.resume_at = min(later, round_.resume_at or later)
+    # Database writes last, so SQLite's write lock is held only for the claim itself.
+    for sid in probes & set(grants):
+        if not health.claim_probe(sid, lease):
+            del grants[sid]  # another worker is probing it
+    round_.claims = claims.claim_for(grants, lease=lease, probes=frozenset(probes))
+    got = {c.subscription_id for c in round_.claims}
+    for sid in (probes & set(grants)) - got:
+        health.release_probe(sid)
+    db.session.commit()
+    counts: dict[str, int] = {}
+    for claim in round_.claims:
+        counts[claim.subscription_id] = counts.get(claim.subscription_id, 0) + 1
+        _last_turn[claim.subscription_id] = time.monotonic()
+    round_.more = round_.more or any(n == grants[sid] for sid, n in counts.items())
+    return round_
+
+
+_last_turn: dict[str, float] = {}  # endpoint → when it last got deliveries (round-robin order)
+
+
+def _share(rooms: dict[str, int], free: int) -> dict[str, int]:
+    """Deal `free` slots one at a time over the endpoints, least recently served first, each
+    up to its room: with more endpoints than slots, each round serves different ones."""
+    if len(_last_turn) > 100_000:
+        _last_turn.clear()
+    order = sorted(rooms, key=lambda sid: _last_turn.get(sid, 0.0))
+    grants = dict.fromkeys(order, 0)
+    while free > 0 and order:
+        still = []
+        for sid in order:
+            if free == 0:
+                break
+            grants[sid] += 1
+            free -= 1
+            if grants[sid] < rooms[sid]:
+                still.append(sid)
+        order = still
+    return {sid: n for sid, n in grants.items() if n}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, or_, select, update
 
 from dispatcher import clock
 from portal.extensions import db
@@ -28,6 +28,7 @@ HEALTHY, FAILING, THROTTLED = "healthy", "failing", "throttled"
 STATES = (HEALTHY, FAILING, THROTTLED)
 FIRST_PAUSE_SECONDS = 5  # the first breaker pause; each failed probe doubles it
 MAX_ERROR_LENGTH = 500
+SUCCESS_PRECISION = timedelta(seconds=1)  # how stale an endpoint's last_success_at may be
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,13 @@ def record_results(
     Returns the transitions made, as (subscription id, old state, new state), for logs and
     operational events. Successes are one statement; endpoints with failures are read under a
     row lock and written back, so two workers' results for one endpoint add up."""
+    if not results:
+        return []
     now = clock.now()
     by_endpoint: dict[str, list[Result]] = {}
     for result in results:
         by_endpoint.setdefault(result.subscription_id, []).append(result)
+    _track_failure_window(by_endpoint, now)
     transitions: list[tuple[str, str, str]] = []
     closed = [sid for sid, rs in by_endpoint.items() if rs[-1].succeeded]
     if closed:
@@ -148,6 +152,35 @@ def record_results(
                 transitions.append((subscription.id, *change))
     # Endpoints that succeeded after failing in this batch keep their last error for display.
     return transitions
+
+
+def _track_failure_window(by_endpoint: dict[str, list[Result]], now: datetime) -> None:
+    """Keep `last_success_at` and `failing_since`, which the 5-day auto-disable reads."""
+    succeeded = {sid for sid, rs in by_endpoint.items() if any(r.succeeded for r in rs)}
+    failed = set(by_endpoint) - succeeded
+    if succeeded:
+        # Rewrite last_success_at at most once a second per endpoint: every batch rewrote every
+        # row, and on SQLite those writes lengthen the lock that publishers wait for.
+        db.session.execute(
+            update(Subscription)
+            .where(
+                Subscription.id.in_(succeeded),
+                or_(
+                    Subscription.failing_since.is_not(None),
+                    Subscription.last_success_at.is_(None),
+                    Subscription.last_success_at < now - SUCCESS_PRECISION,
+                ),
+            )
+            .values(last_success_at=now, failing_since=None)
+            .execution_options(synchronize_session=False)
+        )
+    if failed:
+        db.session.execute(
+            update(Subscription)
+            .where(Subscription.id.in_(failed), Subscription.failing_since.is_(None))
+            .values(failing_since=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _apply_failures(

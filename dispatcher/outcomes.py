@@ -10,16 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, or_, update
+from sqlalchemy import bindparam, insert, update
 
-from dispatcher import clock, lifecycle, metrics, queues
+from dispatcher import clock, health, lifecycle, metrics, queues
 from dispatcher.claims import Claim
 from dispatcher.http import Response
 from portal.extensions import db
 from portal.ids import new_id
 from portal.models import Attempt, Delivery, Subscription
-
-HEALTH_PRECISION = timedelta(seconds=1)  # how stale an endpoint's last_success_at may be
 
 
 @dataclass
@@ -110,7 +108,7 @@ def record(outcomes: list[Outcome]) -> None:
             update(deliveries).where(deliveries.c.id == bindparam("b_id")),
             [{("b_id" if key == "id" else key): value for key, value in s.items()} for s in states],
         )
-        _update_health(attempted, now)
+        _record_health(attempted, schedule)
     for o in cancelled:
         db.session.execute(
             update(Delivery)
@@ -129,31 +127,22 @@ def record(outcomes: list[Outcome]) -> None:
         queues.schedule_drain(when)
 
 
-def _update_health(attempted: list[Outcome], now: datetime) -> None:
-    """Track each endpoint's last success and how long it has failed (tests do not count)."""
-    real = [o for o in attempted if not o.claim.is_test]
-    succeeded = {o.claim.subscription_id for o in real if o.response.succeeded}
-    failed = {o.claim.subscription_id for o in real if not o.response.succeeded} - succeeded
-    if succeeded:
-        # Rewrite last_success_at at most once a second per endpoint: every batch rewrote every
-        # row, and on SQLite those writes lengthen the lock that publishers wait for.
-        db.session.execute(
-            update(Subscription)
-            .where(
-                Subscription.id.in_(succeeded),
-                or_(
-                    Subscription.failing_since.is_not(None),
-                    Subscription.last_success_at.is_(None),
-                    Subscription.last_success_at < now - HEALTH_PRECISION,
-                ),
+def _record_health(attempted: list[Outcome], schedule: list[int]) -> None:
+    """Hand the attempts to the endpoint-health rules (test events do not count)."""
+    config = current_app.config
+    health.record_results(
+        [
+            health.Result(
+                subscription_id=o.claim.subscription_id,
+                succeeded=o.response.succeeded,
+                error=o.response.error or f"HTTP {o.response.status}",
+                retry_after=o.response.retry_after,
+                probe=o.claim.probe,
             )
-            .values(last_success_at=now, failing_since=None)
-            .execution_options(synchronize_session=False)
-        )
-    if failed:
-        db.session.execute(
-            update(Subscription)
-            .where(Subscription.id.in_(failed), Subscription.failing_since.is_(None))
-            .values(failing_since=now)
-            .execution_options(synchronize_session=False)
-        )
+            for o in attempted
+            if not o.claim.is_test
+        ],
+        threshold=config["HOOKLINE_BREAKER_FAILURES"],
+        max_pause=config["HOOKLINE_BREAKER_MAX_PAUSE"],
+        pause_limit=health.pause_cap(schedule),
+    )

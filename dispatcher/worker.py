@@ -15,7 +15,7 @@ import redis
 from flask import Flask, current_app
 from rq import SimpleWorker
 
-from dispatcher import maintenance, queues
+from dispatcher import maintenance, queues, sending
 from dispatcher.connection import get_redis
 
 log = logging.getLogger(__name__)
@@ -64,3 +64,11 @@ def run(queue_names: list[str] | None = None, burst: bool = False) -> None:
             backoff = min(backoff * 2, 30.0)
     finally:
         stop.set()
+        # Sends outlive drain jobs: let what is in flight finish and be recorded before exit.
+        timeout = 2 * float(app.config["HOOKLINE_DELIVERY_TIMEOUT"]) + 5
+        if not sending.finish(timeout):
+            log.warning(
+                "in-flight deliveries were not recorded in %.0f s; they will be retried "
+                "when their leases expire",
+                timeout,
+            )

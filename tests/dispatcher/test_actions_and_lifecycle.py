@@ -181,14 +181,16 @@ def test_sweeper_re_enqueues_due_deliveries_after_redis_is_flushed(app, receiver
 
 
 def test_expired_lease_of_a_dead_worker_is_claimed_again(app, receiver, run_worker, clock):
-    from dispatcher.claims import claim_due
+    from dispatcher.claims import claim_for
 
     tenant = make_tenant()
-    make_subscription(tenant.id, receiver.url())
+    sub, _ = make_subscription(tenant.id, receiver.url())
     _publish(tenant.id)
     get_redis().flushdb()
-    (_claim,), _ = claim_due(10, lease=timedelta(seconds=15))  # a worker claims, then dies
-    assert claim_due(10, lease=timedelta(seconds=15)) == ([], False)  # nobody else may take it
+    (_claim,) = claim_for({sub.id: 10}, lease=timedelta(seconds=15))  # a worker claims, dies
+    db.session.commit()
+    assert claim_for({sub.id: 10}, lease=timedelta(seconds=15)) == []  # nobody else may take it
+    db.session.commit()
     sweep_and_work(run_worker)
     assert receiver.received() == []
     clock.advance(seconds=41)

@@ -1,0 +1,257 @@
+"""The worker process's sending threads and its recorder, shared by every drain job it runs.
+
+HOOKLINE_WORKER_CONCURRENCY is how many sends may be *working* at once. A send that has taken
+longer than SLOW_SECONDS (a hanging or very slow receiver) stops counting against it and moves
+to a bulkhead of HOOKLINE_SLOW_SEND_CAPACITY extra threads: it then costs its endpoint a
+thread and a socket, and healthy endpoints keep every working slot. Only when the bulkhead is
+full do slow sends count against the working slots again.
+
+Sends outlive the drain job that started them (a drain may end while a receiver hangs), so
+finished sends are written by a recorder thread of the process, in batches, rather than by the
+job; `finish()` waits for what is in flight and writes it before the worker exits. A process
+killed mid-send leaves its leases to expire, and the deliveries are claimed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+from flask import Flask
+from sqlalchemy.exc import DBAPIError
+
+from dispatcher import clock, http
+from dispatcher.concurrency import EndpointLimits
+from dispatcher.outcomes import Outcome, record
+from dispatcher.ssrf import Target
+from portal.extensions import db
+
+log = logging.getLogger(__name__)
+
+SLOW_SECONDS = 1.0
+RECORD_EVERY_SECONDS = 0.05  # finished sends wait at most this long to be written in one batch
+RECORD_RETRY_SECONDS = 1.0  # after a failed write (database down), try the batch again
+
+
+class Sender:
+    """Sending threads, what is in flight, per-endpoint limits, and the recorder."""
+
+    def __init__(self, app: Flask, working: int, slow_capacity: int) -> None:
+        self.app = app
+        self.working = working
+        self.slow_capacity = slow_capacity
+        self.limits = EndpointLimits()
+        self.wake = threading.Event()  # set whenever a send finishes
+        self._executor = ThreadPoolExecutor(
+            max_workers=working + slow_capacity, thread_name_prefix="hookline-send"
+        )
+        self._lock = threading.Lock()
+        self._started: dict[Future, tuple[Outcome, float]] = {}
+        self._per_endpoint = Counter[str]()
+        self._held: dict[str, datetime] = {}  # Retry-After seen here, before it is recorded
+        self._finished: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
+        self._unrecorded = 0
+        self._recorded = threading.Condition(self._lock)
+        self._recorder = threading.Thread(target=self._record_loop, name="hookline-record")
+        self._recorder.daemon = True
+        self._recorder.start()
+
+    def submit(
+        self,
+        outcome: Outcome,
+        target: Target,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: float,
+        connect: float,
+    ) -> None:
+        """Start sending one prepared delivery."""
+        with self._lock:
+            self._per_endpoint[outcome.claim.subscription_id] += 1
+            self._unrecorded += 1
+        future = self._executor.submit(_send, outcome, target, body, headers, timeout, connect)
+        with self._lock:
+            self._started[future] = (outcome, time.monotonic())
+        future.add_done_callback(self._sent)
+
+    def add_unsendable(self, outcomes: list[Outcome]) -> None:
+        """Deliveries that could not be sent (cancelled, refused target): record them too."""
+        with self._lock:
+            self._unrecorded += len(outcomes)
+        for outcome in outcomes:
+            self._finished.put(outcome)
+
+    def _sent(self, future: Future) -> None:
+        outcome = future.result()  # _send never raises: network trouble is in the response
+        with self._lock:
+            _, started = self._started.pop(future)
+            subscription_id = outcome.claim.subscription_id
+            self._per_endpoint[subscription_id] -= 1
+            if not self._per_endpoint[subscription_id]:
+                del self._per_endpoint[subscription_id]
+            ceiling = self.app.config["HOOKLINE_ENDPOINT_CONCURRENCY"]
+            self.limits.observe(subscription_id, outcome.response, started, ceiling)
+            retry_after = outcome.response.retry_after
+            if retry_after:
+                self._held[subscription_id] = clock.now() + timedelta(seconds=retry_after)
+        self._finished.put(outcome)
+        self.wake.set()
+
+    # What the drain asks before it claims.
+
+    def free_slots(self) -> int:
+        """Working slots free now; sends slower than SLOW_SECONDS take none while the bulkhead
+        has room for them."""
+        slow_before = time.monotonic() - SLOW_SECONDS
+        with self._lock:
+            slow = sum(1 for _, started in self._started.values() if started < slow_before)
+            working = len(self._started) - slow + max(0, slow - self.slow_capacity)
+        return max(0, self.working - working)
+
+    def in_flight(self, subscription_id: str | None = None) -> int:
+        """Sends in flight from this process (to one endpoint, or in all)."""
+        with self._lock:
+            if subscription_id is None:
+                return len(self._started)
+            return self._per_endpoint.get(subscription_id, 0)
+
+    def room(self, subscription_id: str) -> int:
+        """How many more sends the endpoint's adaptive limit allows from this process now."""
+        ceiling = self.app.config["HOOKLINE_ENDPOINT_CONCURRENCY"]
+        with self._lock:
+            limit = self.limits.limit(subscription_id, ceiling)
+            return limit - self._per_endpoint.get(subscription_id, 0)
+
+    def held_until(self, subscription_id: str, now: datetime) -> datetime | None:
+        """When a Retry-After this process saw (and may not have recorded yet) runs out."""
+        with self._lock:
+            until = self._held.get(subscription_id)
+            if until is not None and until <= now:
+                del self._held[subscription_id]
+                return None
+            return until
+
+    @property
+    def busy(self) -> bool:
+        """Whether anything is in flight or not yet recorded."""
+        with self._lock:
+            return self._unrecorded > 0
+
+    # The recorder.
+
+    def _record_loop(self) -> None:
+        with self.app.app_context():
+            while True:
+                first = self._finished.get()
+                if first is None:
+                    return
+                batch = [first]
+                deadline = time.monotonic() + RECORD_EVERY_SECONDS
+                stop = False
+                while (left := deadline - time.monotonic()) > 0 and self.in_flight():
+                    try:
+                        item = self._finished.get(timeout=left)
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        stop = True
+                        break
+                    batch.append(item)
+                batch += self._drain_queue()
+                if None in batch:
+                    stop = True
+                    batch = [o for o in batch if o is not None]
+                self._write(batch)
+                if stop:
+                    return
+
+    def _drain_queue(self) -> list[Outcome | None]:
+        items: list[Outcome | None] = []
+        while True:
+            try:
+                items.append(self._finished.get_nowait())
+            except queue.Empty:
+                return items
+
+    def _write(self, batch: list[Outcome]) -> None:
+        """Record the batch, retrying while the database is away: a lease outlives a short
+        outage, and past it the delivery is sent again rather than lost."""
+        while True:
+            try:
+                record(batch)
+                break
+            except DBAPIError as exc:
+                log.warning("could not record %d attempts (%s); retrying", len(batch), exc)
+                db.session.rollback()
+                db.session.remove()
+                time.sleep(RECORD_RETRY_SECONDS)
+            except Exception:
+                # A bug, not an outage: say so loudly; the leases expire and the deliveries
+                # are sent again, so nothing is lost.
+                log.exception("recording %d attempts failed; they will be sent again", len(batch))
+                db.session.rollback()
+                break
+        db.session.remove()
+        with self._lock:
+            self._unrecorded -= len(batch)
+            self._recorded.notify_all()
+
+    def finish(self, timeout: float | None = None) -> bool:
+        """Wait until everything in flight is sent and recorded. False if `timeout` ran out."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._unrecorded > 0:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._recorded.wait(left)
+        return True
+
+    def close(self) -> None:
+        """Stop the recorder and let the threads go (call after `finish`)."""
+        self._finished.put(None)
+        self._recorder.join(timeout=10)
+        self._executor.shutdown(wait=False)
+
+
+def _send(
+    outcome: Outcome, target: Target, body: bytes, headers: dict, timeout: float, connect: float
+) -> Outcome:
+    outcome.response = http.post(target, body, headers, timeout=timeout, connect_timeout=connect)
+    return outcome
+
+
+_sender: Sender | None = None
+_sender_lock = threading.Lock()
+
+
+def sender(app: Flask) -> Sender:
+    """The process's sender for `app`, made on first use (and anew for another app or other
+    sizes, once the old one has recorded everything)."""
+    global _sender
+    working = app.config["HOOKLINE_WORKER_CONCURRENCY"]
+    slow_capacity = app.config["HOOKLINE_SLOW_SEND_CAPACITY"]
+    with _sender_lock:
+        old = _sender
+        if old is not None and (old.app, old.working, old.slow_capacity) == (
+            app,
+            working,
+            slow_capacity,
+        ):
+            return old
+        if old is not None:
+            old.finish()
+            old.close()
+        _sender = Sender(app, working, slow_capacity)
+        return _sender
+
+
+def finish(timeout: float | None = None) -> bool:
+    """Wait for the process's in-flight sends to be sent and recorded (the worker's exit)."""
+    current = _sender
+    return True if current is None else current.finish(timeout)
