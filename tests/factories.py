@@ -28,3 +28,27 @@ def make_api_key(tenant_id: str, name: str = "test") -> str:
     _, key = accounts.create_api_key(tenant_id, name)
     db.session.commit()
     return key
+
+
+HEALTH_COLUMNS = frozenset(
+    {
+        "consecutive_failures",
+        "circuit_opened_at",
+        "paused_until",
+        "pause_seconds",
+        "probe_until",
+        "last_error",
+    }
+)
+
+
+def set_health(subscription_id: str, **columns) -> Subscription:
+    """Write endpoint-health columns straight onto the row, as the workers would: tests stand in
+    for the engine that writes them, and read the state back through dispatcher.health."""
+    unknown = set(columns) - HEALTH_COLUMNS
+    assert not unknown, f"not a health column: {sorted(unknown)}"
+    subscription = db.session.get(Subscription, subscription_id)
+    for name, value in columns.items():
+        setattr(subscription, name, value)
+    db.session.commit()
+    return subscription

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, pre_dump
 from marshmallow.validate import Length, OneOf, Range
 
+from dispatcher.health import STATES
+from dispatcher.throttle import MAX_RATE_LIMIT, MIN_RATE_LIMIT
 from portal.api.fields import StrictBoolean, Text, Timestamp, WireTimestamp
+from portal.services import subscriptions as subscription_service
 from portal.services.deliveries import STATUSES
 from portal.services.paging import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -121,6 +124,46 @@ class EventTypeCreateArgs(Schema):
 
 _URL = {"description": "Where events are POSTed.", "example": "https://example.com/hooks"}
 _EVENTS = {"description": "Event type names, `group.*` wildcards, or `*`.", "example": ["*"]}
+_RATE_LIMIT_TEXT = (
+    "At most this many deliveries per second to the endpoint, across all workers "
+    f"({MIN_RATE_LIMIT}–{MAX_RATE_LIMIT}); null for no limit."
+)
+# The value is taken as sent and checked by subscriptions.check_rate_limit, the rule the
+# portal's form shares; these properties only describe it in the OpenAPI document.
+_RATE_LIMIT_INPUT = {
+    "type": "integer",
+    "minimum": MIN_RATE_LIMIT,
+    "maximum": MAX_RATE_LIMIT,
+    "description": _RATE_LIMIT_TEXT,
+    "example": 50,
+}
+
+
+class EndpointHealthSchema(Schema):
+    """How sending to the endpoint goes now: `healthy`; `failing` (the circuit breaker opened
+    after failures in a row: deliveries wait, then one probe tests the endpoint); `throttled`
+    (the receiver asked, with Retry-After on a 429 or 503, to wait until `paused_until`).
+    Waiting deliveries stay pending and use up no attempts."""
+
+    state = fields.String(required=True, validate=OneOf(STATES))
+    since = Timestamp(
+        allow_none=True,
+        required=True,
+        metadata={"description": "When the breaker opened (set while failing)."},
+    )
+    paused_until = Timestamp(
+        allow_none=True,
+        required=True,
+        metadata={"description": "Nothing is sent before this time (null when not paused)."},
+    )
+    consecutive_failures = fields.Integer(
+        required=True, metadata={"description": "Failed attempts since the last success."}
+    )
+    last_error = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "Why the last failed attempt failed."},
+    )
 
 
 class SubscriptionSchema(Schema):
@@ -131,10 +174,19 @@ class SubscriptionSchema(Schema):
     events = fields.List(fields.String(), required=True)
     description = fields.String(required=True)
     headers = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    rate_limit = fields.Integer(
+        allow_none=True, required=True, metadata={"description": _RATE_LIMIT_TEXT}
+    )
     is_active = fields.Boolean(required=True)
     disabled_reason = fields.String(allow_none=True, required=True)
+    health = fields.Nested(EndpointHealthSchema, required=True)
     created_at = Timestamp(required=True)
     updated_at = Timestamp(required=True)
+
+    @pre_dump
+    def _with_health(self, subscription: Any, **kwargs: Any) -> Extended:
+        """Health is derived from the row when it is shown, by the dispatcher's one rule."""
+        return Extended(subscription, health=subscription_service.health(subscription))
 
 
 class SubscriptionCreatedSchema(SubscriptionSchema):
@@ -166,10 +218,11 @@ class SubscriptionCreateArgs(Schema):
         metadata={"description": "Extra headers sent with every delivery."},
     )
     secret = Text(line=True, validate=Length(max=200), metadata={"description": "whsec_…"})
+    rate_limit = fields.Raw(allow_none=True, metadata=_RATE_LIMIT_INPUT)
 
 
 class SubscriptionUpdateArgs(Schema):
-    """Only the fields given change."""
+    """Only the fields given change; `rate_limit: null` removes the limit."""
 
     url = Text(line=True, validate=Length(1, 2048), metadata=_URL)
     events = fields.List(
@@ -181,6 +234,7 @@ class SubscriptionUpdateArgs(Schema):
         values=Text(validate=Length(max=1000)),
         validate=Length(max=20),
     )
+    rate_limit = fields.Raw(allow_none=True, metadata=_RATE_LIMIT_INPUT)
     is_active = StrictBoolean()
 
 

@@ -82,7 +82,8 @@ class Subscription(MethodView):
         """Change an endpoint
 
         Only the fields given change. `is_active: false` disables the endpoint (its pending
-        deliveries are cancelled); `true` enables it again.
+        deliveries are cancelled); `true` enables it again. `rate_limit: null` removes the
+        endpoint's rate limit.
         """
         subscription = service.update(current_tenant_id(), subscription_id, body)
         db.session.commit()

@@ -11,8 +11,10 @@ from sqlalchemy import select
 
 from dispatcher import actions, clock, lifecycle, signing
 from dispatcher.errors import InvalidSecret, TargetRefused, UnknownEventType
+from dispatcher.health import EndpointHealth, describe
 from dispatcher.message import is_reserved_header
 from dispatcher.ssrf import check_target
+from dispatcher.throttle import MAX_RATE_LIMIT, MIN_RATE_LIMIT
 from portal.extensions import db
 from portal.models import Delivery, Subscription
 from portal.services import NotFound, ServiceError
@@ -106,6 +108,22 @@ def check_description(description: Any) -> str:
     return description.strip()
 
 
+def check_rate_limit(rate_limit: Any) -> int | None:
+    """Deliveries per second across every worker, within the throttle's bounds; None for no
+    limit. Whole numbers only: a bool or "5" is a client's mistake, not something to guess at."""
+    if rate_limit is None:
+        return None
+    bounds = f"between {MIN_RATE_LIMIT} and {MAX_RATE_LIMIT} deliveries per second"
+    if isinstance(rate_limit, bool) or not isinstance(rate_limit, int):
+        raise ServiceError(
+            f"the rate limit must be a whole number {bounds}, or null for no limit",
+            field="rate_limit",
+        )
+    if not MIN_RATE_LIMIT <= rate_limit <= MAX_RATE_LIMIT:
+        raise ServiceError(f"the rate limit must be {bounds}", field="rate_limit")
+    return rate_limit
+
+
 def _check_secret(secret: Any) -> str:
     if secret is None:
         return signing.generate_secret()
@@ -123,6 +141,12 @@ def get(tenant_id: str, subscription_id: str) -> Subscription:
     if row is None or row.tenant_id != tenant_id:
         raise NotFound(f"no endpoint {subscription_id!r}")
     return row
+
+
+def health(subscription: Subscription, now: datetime | None = None) -> EndpointHealth:
+    """The endpoint's health as the dispatcher derives it (dispatcher.health.describe is the one
+    place that does; the portal and the API only show it)."""
+    return describe(subscription, now)
 
 
 def list_for_tenant(
@@ -143,6 +167,7 @@ def create(
     description: Any = None,
     headers: Any = None,
     secret: Any = None,
+    rate_limit: Any = None,
 ) -> tuple[Subscription, str]:
     """A new endpoint and its signing secret (returned this once; revealable later)."""
     subscription = Subscription(
@@ -151,6 +176,7 @@ def create(
         events=check_filter(tenant_id, events),
         description=check_description(description),
         headers=check_headers(headers),
+        rate_limit=check_rate_limit(rate_limit),
     )
     plain = _check_secret(secret)
     subscription.secrets_encrypted = signing.encrypt_secrets([signing.StoredSecret(plain)])
@@ -160,7 +186,8 @@ def create(
 
 
 def update(tenant_id: str, subscription_id: str, changes: dict[str, Any]) -> Subscription:
-    """Change url, events, description, headers or is_active; each is checked like at create."""
+    """Change url, events, description, headers, rate_limit (None removes it) or is_active;
+    each is checked like at create."""
     subscription = get(tenant_id, subscription_id)
     if "url" in changes:
         subscription.url = check_url(changes["url"])
@@ -170,6 +197,8 @@ def update(tenant_id: str, subscription_id: str, changes: dict[str, Any]) -> Sub
         subscription.description = check_description(changes["description"])
     if "headers" in changes:
         subscription.headers = check_headers(changes["headers"])
+    if "rate_limit" in changes:
+        subscription.rate_limit = check_rate_limit(changes["rate_limit"])
     if "is_active" in changes:
         if not isinstance(changes["is_active"], bool):
             raise ServiceError("is_active must be true or false", field="is_active")

@@ -82,6 +82,7 @@ def snapshot() -> dict[str, list[tuple]]:
             Subscription.events,
             Subscription.description,
             Subscription.headers,
+            Subscription.rate_limit,
             Subscription.is_active,
             Subscription.secrets_encrypted,
             Subscription.updated_at,

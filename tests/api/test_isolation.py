@@ -13,7 +13,11 @@ from tests.factories import make_subscription
 
 # A valid body for each operation that takes one, so a refusal cannot come from validation.
 VALID_BODIES = {
-    ("patch", "/subscriptions/{subscription_id}"): {"description": "taken", "is_active": False},
+    ("patch", "/subscriptions/{subscription_id}"): {
+        "description": "taken",
+        "is_active": False,
+        "rate_limit": 7,
+    },
     ("post", "/subscriptions/{subscription_id}/rotate-secret"): {"grace_period_seconds": 0},
     ("post", "/subscriptions/{subscription_id}/test"): {"event_type": "webhook.test"},
     ("post", "/subscriptions/{subscription_id}/recover"): {"since": "2000-01-01T00:00:00Z"},

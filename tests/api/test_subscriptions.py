@@ -15,8 +15,10 @@ SUBSCRIPTION_FIELDS = {
     "events",
     "description",
     "headers",
+    "rate_limit",
     "is_active",
     "disabled_reason",
+    "health",
     "created_at",
     "updated_at",
 }
