@@ -78,6 +78,7 @@ def record(outcomes: list[Outcome]) -> None:
     attempted = [o for o in outcomes if o.response is not None]
     cancelled = [o for o in outcomes if o.response is None]
     states: list[dict] = []
+    transitions: list[tuple[str, str, str]] = []
 
     if attempted:
         # Core executemany: the ORM's bulk paths cost more than the SQL itself at this rate.
@@ -108,7 +109,7 @@ def record(outcomes: list[Outcome]) -> None:
             update(deliveries).where(deliveries.c.id == bindparam("b_id")),
             [{("b_id" if key == "id" else key): value for key, value in s.items()} for s in states],
         )
-        _record_health(attempted, schedule)
+        transitions = _record_health(attempted, schedule)
     for o in cancelled:
         db.session.execute(
             update(Delivery)
@@ -125,12 +126,14 @@ def record(outcomes: list[Outcome]) -> None:
 
     for when in sorted({s["next_attempt_at"] for s in states if s["next_attempt_at"]}):
         queues.schedule_drain(when)
+    if any(new == health.HEALTHY for _, _, new in transitions):
+        queues.kick()  # a breaker closed: its backlog may go now
 
 
-def _record_health(attempted: list[Outcome], schedule: list[int]) -> None:
+def _record_health(attempted: list[Outcome], schedule: list[int]) -> list[tuple[str, str, str]]:
     """Hand the attempts to the endpoint-health rules (test events do not count)."""
     config = current_app.config
-    health.record_results(
+    return health.record_results(
         [
             health.Result(
                 subscription_id=o.claim.subscription_id,

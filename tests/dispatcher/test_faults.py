@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,80 +16,16 @@ import redis
 from sqlalchemy import func, select
 
 from dispatcher import publish
-from dispatcher.connection import get_redis
-from portal import create_app
 from portal.extensions import db
 from portal.models import Delivery
-from tests.conftest import TEST_CONFIG, _clean_database
 from tests.factories import make_subscription, make_tenant
 from tests.receiver import Reply
-from tests.servers import RedisServer
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBSCRIPTIONS = 5
 EVENTS = 100  # 5 x 100 = 500 deliveries
-
-
-class Workers:
-    """`flask worker` processes pointed at the test database and the test's own Redis."""
-
-    def __init__(self, redis_url: str) -> None:
-        self.env = {
-            **os.environ,
-            "REDIS_URL": redis_url,
-            "HOOKLINE_SWEEP_INTERVAL": "1",
-            "HOOKLINE_DELIVERY_TIMEOUT": "2",
-            # An attempt that fails on a loaded machine is retried within seconds, not minutes.
-            "HOOKLINE_RETRY_SCHEDULE": "1,1,2,2,5,5,10",
-            "FLASK_APP": "wsgi.py",
-        }
-        self.processes: list[subprocess.Popen] = []
-
-    def start(self) -> subprocess.Popen:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "worker"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self.processes.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-@pytest.fixture
-def own_redis():
-    server = RedisServer()
-    server.start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
-def fault_app(test_env, own_redis):
-    app = create_app({**TEST_CONFIG, "REDIS_URL": own_redis.url})
-    with app.app_context():
-        _clean_database()
-        get_redis().flushdb()
-        yield app
-        db.session.remove()
-        db.engine.dispose()
-
-
-@pytest.fixture
-def workers(own_redis):
-    pool = Workers(own_redis.url)
-    yield pool
-    pool.stop_all()
 
 
 def _publish_many(receiver, events: int = EVENTS) -> str:
