@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -84,3 +85,131 @@ class RedisServer:
         if self.process is not None:
             kill_group(self.process)
             self.process = None
+
+
+# A hung receiver: the TCP handshake succeeds (the kernel does it), the request is read, and no
+# answer ever comes, so every send to it lasts its sender's whole timeout.
+HANG_MAX_HELD = 4096  # connections held at once; beyond that new ones wait in the backlog
+
+
+def serve_hanging(port: int, log_path: Path, lifetime: float, parent_pid: int) -> None:
+    """Accept on 127.0.0.1:port, read each request and never answer; log "<unix time> <path>
+    <webhook-id>" per request. Returns after `lifetime` seconds, or once `parent_pid` is gone
+    (so a hang server never outlives the run that started it)."""
+    import selectors
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(1024)
+    listener.setblocking(False)
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    held: dict[socket.socket, bytearray | None] = {}  # None: its request is logged already
+    deadline = time.monotonic() + lifetime
+    with open(log_path, "a", buffering=1) as log:
+        while time.monotonic() < deadline and os.getppid() == parent_pid:
+            for key, _ in selector.select(timeout=0.5):
+                if key.fileobj is listener:
+                    _accept(listener, selector, held)
+                else:
+                    _read(key.fileobj, selector, held, log)
+            if len(held) < HANG_MAX_HELD and listener not in selector.get_map():
+                selector.register(listener, selectors.EVENT_READ)
+    for connection in held:
+        connection.close()
+    listener.close()
+
+
+def _accept(listener: socket.socket, selector, held: dict) -> None:
+    import selectors
+
+    while len(held) < HANG_MAX_HELD:
+        try:
+            connection, _ = listener.accept()
+        except BlockingIOError:
+            return
+        connection.setblocking(False)
+        selector.register(connection, selectors.EVENT_READ)
+        held[connection] = bytearray()
+    selector.unregister(listener)  # full: stop accepting until someone gives up
+
+
+def _read(connection: socket.socket, selector, held: dict, log) -> None:
+    try:
+        data = connection.recv(65536)
+    except BlockingIOError:
+        return
+    except OSError:
+        data = b""
+    if not data:  # the sender gave up (its timeout) or died: let the socket go
+        selector.unregister(connection)
+        connection.close()
+        del held[connection]
+        return
+    buffer = held[connection]
+    if buffer is None:
+        return  # the body, or anything after it: read and dropped
+    buffer += data[: 65536 - len(buffer)]
+    head, found, _ = bytes(buffer).partition(b"\r\n\r\n")
+    if not found and len(buffer) < 65536:
+        return
+    lines = head.decode("latin-1").split("\r\n")
+    path = [*lines[0].split(), "-", "-"][1]
+    webhook_id = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in lines[1:]
+            if line.lower().startswith("webhook-id:")
+        ),
+        "-",
+    )
+    log.write(f"{time.time():.6f} {path} {webhook_id}\n")
+    held[connection] = None
+
+
+class HangServer:
+    """`serve_hanging` in a process of its own (its own session, stopped by its id)."""
+
+    def __init__(self, log_path: Path, lifetime: float = 900.0) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self.lifetime = lifetime
+        self.process: subprocess.Popen | None = None
+
+    def url(self, path: str = "/hang") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.servers", "hang", str(self.port), str(self.log_path),
+             str(self.lifetime), str(os.getpid())],
+            cwd=Path(__file__).resolve().parents[1],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        wait_for_port(self.port)
+
+    def requests(self) -> list[tuple[float, str, str]]:
+        """(unix time, path, webhook-id) of every request it has read, in order."""
+        if not self.log_path.exists():
+            return []
+        found = []
+        for line in self.log_path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 3:
+                found.append((float(parts[0]), parts[1], parts[2]))
+        return found
+
+    def stop(self) -> None:
+        if self.process is not None:
+            kill_group(self.process)
+            self.process = None
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["hang"]:
+        port, log_file, life, parent = sys.argv[2:6]
+        serve_hanging(int(port), Path(log_file), float(life), int(parent))
+    else:
+        raise SystemExit("python -m tests.servers hang PORT LOG_PATH LIFETIME_SECONDS PARENT_PID")

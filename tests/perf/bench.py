@@ -3,14 +3,17 @@
     python -m tests.perf.bench              # the full run (< 15 min), rewrites docs/
     BENCH_QUICK=1 python -m tests.perf.bench  # smoke run: small sizes, one repetition
 
-BENCH_ONLY=ceiling,throughput runs some figures only; BENCH_DATABASE=postgres runs the delivery
-figures on PostgreSQL instead of SQLite; BENCH_OUT=dir writes the results there instead. Quick and
+BENCH_ONLY=ceiling,busy runs some figures only (names as in performance.json). The delivery
+figures (PER_DATABASE) run on every database of BENCH_DATABASES (default sqlite,postgresql),
+figure by figure, so each pair is measured minutes apart; the others run once, on
+BENCH_DATABASE (default sqlite). BENCH_OUT=dir writes the results there instead. Quick and
 partial runs never overwrite docs/ unless BENCH_OUT says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -26,29 +29,44 @@ from cryptography.fernet import Fernet
 from tests.perf import (
     delivery,
     deliverylog,
+    endpoints,
     environment,
     infra,
     latency,
     profiling,
     publishing,
     report,
+    throttling,
 )
 from tests.perf.context import Context, Settings
 
 log = logging.getLogger("bench")
 
-# Figure name → how to measure it. Order matters: latency runs at half the 1-worker maximum.
-FIGURES: dict[str, Callable[[Context], dict]] = {
+Measure = Callable[[Context], dict]
+# Figure name → how to measure it, in order: first BEFORE once, then PER_DATABASE on each
+# database, then AFTER once (latency runs at half the 1-worker maximum measured before it).
+BEFORE: dict[str, Measure] = {
     "ceiling": delivery.ceiling,
     "naive": delivery.naive,
+}
+PER_DATABASE: dict[str, Measure] = {
     "throughput_1": lambda ctx: delivery.throughput(ctx, 1),
+    "throughput_1_10_endpoints": lambda ctx: delivery.throughput(ctx, 1, 10),
     "throughput_2": lambda ctx: delivery.throughput(ctx, 2),
+    "busy": endpoints.busy,
+    "dead": endpoints.dead,
+    "neighbour": endpoints.neighbour,
+    "throttle_429": throttling.throttle_429,
+    "capped_cpu": throttling.capped_cpu,
+}
+AFTER: dict[str, Measure] = {
     "profile": profiling.profile,
     "latency": latency.end_to_end,
     "slow": latency.slow_receivers,
     "publish": publishing.publish_latency,
     "delivery_log": deliverylog.delivery_log,
 }
+FIGURES: dict[str, Measure] = {**BEFORE, **PER_DATABASE, **AFTER}
 
 
 def _worker_env(redis_url: str, database_url: str) -> dict[str, str]:
@@ -78,7 +96,7 @@ def _start(settings: Settings, workdir: Path, stack: contextlib.ExitStack) -> Co
     postgres_uri = infra.scratch_postgres(settings.postgres_url)
     if postgres_uri is None:
         notes.append(f"PostgreSQL at {settings.postgres_url} was unreachable: no figures for it.")
-    if settings.database == "postgres" and postgres_uri:
+    if settings.database == "postgresql" and postgres_uri:
         database_uri = postgres_uri
     else:
         database_uri = f"sqlite:///{workdir / 'bench.db'}"
@@ -96,24 +114,66 @@ def _start(settings: Settings, workdir: Path, stack: contextlib.ExitStack) -> Co
     )
 
 
+def _database_contexts(ctx: Context) -> dict[str, Context]:
+    """A context per database of BENCH_DATABASES: the main one for its own database, copies
+    with their own app, worker environment and fleets for the others."""
+    from tests.perf import system
+
+    contexts: dict[str, Context] = {}
+    for name in ctx.settings.databases:
+        if name == ctx.database:
+            contexts[name] = ctx
+            continue
+        if name == "postgresql" and ctx.postgres_uri is None:
+            continue  # the note is made already
+        uri = ctx.postgres_uri if name == "postgresql" else f"sqlite:///{ctx.workdir / 'per.db'}"
+        app = system.make_app(uri)
+        system.migrate(app)
+        contexts[name] = dataclasses.replace(
+            ctx,
+            app=app,
+            database_uri=uri,
+            env={**ctx.env, "DATABASE_URL": uri},
+            fleets={},
+            figures={},
+        )
+    return contexts
+
+
+def _measure(name: str, measure: Measure, ctx: Context) -> dict:
+    log.info("measuring %s on %s", name, ctx.database)
+    figure_started, load = time.monotonic(), os.getloadavg()[0]
+    figure = measure(ctx)
+    figure["bench_seconds"] = round(time.monotonic() - figure_started, 1)
+    figure["load_at_start"] = round(load, 2)
+    figure["cpu_pressure_at_end"] = environment.cpu_pressure()
+    ctx.figures[name] = figure
+    return figure
+
+
 def run(settings: Settings) -> dict:
     """Measure every wanted figure; returns the results document."""
     workdir = Path(tempfile.mkdtemp(prefix="hookline-bench-"))
     log.info("servers, logs and databases in %s (BENCH_KEEP=1 keeps it)", workdir)
     started = time.monotonic()
-    results: dict = {"figures": {}, "environment": environment.describe()}
+    results: dict = {"figures": {}, "databases": {}, "environment": environment.describe()}
     with contextlib.ExitStack() as stack:
         ctx = _start(settings, workdir, stack)
         results["environment"].update(environment.versions(ctx))
-        for name, measure in FIGURES.items():
+        for name, measure in BEFORE.items():
             if settings.wants(name):
-                log.info("measuring %s", name)
-                figure_started, load = time.monotonic(), os.getloadavg()[0]
-                figure = measure(ctx)
-                figure["bench_seconds"] = round(time.monotonic() - figure_started, 1)
-                figure["load_at_start"] = round(load, 2)
-                figure["cpu_pressure_at_end"] = environment.cpu_pressure()
-                results["figures"][name] = ctx.figures[name] = figure
+                results["figures"][name] = _measure(name, measure, ctx)
+        contexts = _database_contexts(ctx)
+        if any(settings.wants(name) for name in PER_DATABASE):
+            results["environment"]["delivery_databases"] = list(contexts)
+        for name, measure in PER_DATABASE.items():
+            if settings.wants(name):
+                for database, context in contexts.items():
+                    figure = _measure(name, measure, context)
+                    results["databases"].setdefault(database, {})[name] = figure
+        for name, measure in AFTER.items():
+            if settings.wants(name):
+                results["figures"][name] = _measure(name, measure, ctx)
         results["notes"] = ctx.notes
     results["environment"]["load_after"] = os.getloadavg()
     results["environment"]["cpu_pressure_after"] = environment.cpu_pressure()

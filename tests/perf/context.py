@@ -26,8 +26,16 @@ class Settings:
     publish_samples: int
     log_deliveries: int
     log_requests: int
+    busy_events: int
+    dead_events: int  # to every one of the 100 endpoints
+    dead_seconds: float  # the longest a dead-endpoint run may take before it is cut off
+    neighbour_backlog: int
+    neighbour_events: int
+    throttle_events: int
+    capped_events: int
     only: frozenset[str]
-    database: str  # where the delivery figures run: sqlite or postgres
+    database: str  # where the single-database figures (profile, latency, slow) run
+    databases: tuple[str, ...]  # where the per-database delivery figures run, in order
     postgres_url: str
 
     @classmethod
@@ -46,8 +54,20 @@ class Settings:
             publish_samples=30 if quick else 100,
             log_deliveries=2_500 if quick else 250_000,
             log_requests=10 if quick else 50,
+            busy_events=300 if quick else 1500,
+            dead_events=10 if quick else 40,
+            dead_seconds=30.0 if quick else 120.0,
+            neighbour_backlog=4000 if quick else 10_000,
+            neighbour_events=6 if quick else 20,
+            throttle_events=300,
+            capped_events=60 if quick else 200,
             only=frozenset(only),
-            database=env.get("BENCH_DATABASE", "sqlite").strip().lower(),
+            database=_database_name(env.get("BENCH_DATABASE", "sqlite")),
+            databases=tuple(
+                _database_name(name)
+                for name in env.get("BENCH_DATABASES", "sqlite,postgresql").split(",")
+                if name.strip()
+            ),
             postgres_url=env.get(
                 "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/hookline_bench"
             ),
@@ -55,6 +75,16 @@ class Settings:
 
     def wants(self, figure: str) -> bool:
         return not self.only or figure in self.only
+
+
+def _database_name(name: str) -> str:
+    """sqlite or postgresql (postgres and pg are accepted too)."""
+    lowered = name.strip().lower()
+    if lowered in {"postgres", "postgresql", "pg"}:
+        return "postgresql"
+    if lowered == "sqlite":
+        return "sqlite"
+    raise ValueError(f"unknown bench database {name!r}: sqlite or postgresql")
 
 
 @dataclass
@@ -72,3 +102,8 @@ class Context:
     notes: list[str] = field(default_factory=list)
     fleets: dict[str, Fleet] = field(default_factory=dict)
     figures: dict[str, dict] = field(default_factory=dict)  # results so far, by figure name
+
+    @property
+    def database(self) -> str:
+        """sqlite or postgresql: where this context's app and workers keep their rows."""
+        return "postgresql" if self.database_uri.startswith("postgresql") else "sqlite"

@@ -41,15 +41,16 @@ def naive(ctx: Context) -> dict:
     }
 
 
-def backlog_fleet(ctx: Context) -> system.Fleet:
-    """The throughput fleet (50 subscriptions on the fast receiver) and its published backlog,
-    made once per bench run."""
-    if "throughput" not in ctx.fleets:
-        urls = [ctx.receiver.url] * ctx.settings.subscriptions
-        fleet = system.seed_fleet(ctx.app, "throughput", urls)
+def backlog_fleet(ctx: Context, subscriptions: int | None = None) -> system.Fleet:
+    """A throughput fleet (50 subscriptions on the fast receiver unless told otherwise) and its
+    published backlog, made once per bench run and database."""
+    count = subscriptions or ctx.settings.subscriptions
+    name = "throughput" if count == ctx.settings.subscriptions else f"throughput-{count}"
+    if name not in ctx.fleets:
+        fleet = system.seed_fleet(ctx.app, name, [ctx.receiver.url] * count)
         system.publish_backlog(ctx.app, fleet, ctx.settings.backlog_events)
-        ctx.fleets["throughput"] = fleet
-    return ctx.fleets["throughput"]
+        ctx.fleets[name] = fleet
+    return ctx.fleets[name]
 
 
 @contextlib.contextmanager
@@ -58,11 +59,12 @@ def running_workers(
     count: int,
     grace: float = 20.0,
     on_running: Callable[[list[int]], None] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[system.Workers]:
     """`count` fresh `flask worker` processes, ready (registered with RQ) on entry, stopped on
-    exit (SIGTERM, SIGKILL after `grace` seconds)."""
+    exit (SIGTERM, SIGKILL after `grace` seconds). `env` adds settings for these workers only."""
     ctx.redis.client().flushdb()
-    workers = system.Workers(ctx.env, ctx.workdir)
+    workers = system.Workers({**ctx.env, **(env or {})}, ctx.workdir)
     try:
         pids = workers.start(count)
         workers.wait_ready(ctx.redis.url)
@@ -85,7 +87,7 @@ def replay(ctx: Context, fleet: system.Fleet, measured: list[str] | None = None)
     return system.delivered_throughput(ctx.app, measured, count)
 
 
-def throughput(ctx: Context, workers: int) -> dict:
+def throughput(ctx: Context, workers: int, subscriptions: int | None = None) -> dict:
     """Hookline's sustained delivery rate through a backlog, every attempt logged.
 
     The same worker processes serve every repetition (started once, warm after the first), so
@@ -94,7 +96,7 @@ def throughput(ctx: Context, workers: int) -> dict:
     Each repetition is paired with a raw-ceiling run just before it (the workers idle then):
     this machine's speed drifts by 10–15% between minutes, and a ratio of two runs made side
     by side is what the goals compare."""
-    fleet = backlog_fleet(ctx)
+    fleet = backlog_fleet(ctx, subscriptions)
     runs = []
     with running_workers(ctx, workers) as processes:
         for _ in range(ctx.settings.reps):
@@ -103,8 +105,10 @@ def throughput(ctx: Context, workers: int) -> dict:
             runs[-1]["rss_mb"] = processes.rss_mb()
             runs[-1]["ceiling_per_second"] = beside["per_second"]
     log.info(
-        "hookline %d worker(s): %s, paired ceiling %s",
+        "hookline %d worker(s), %d endpoints, %s: %s, paired ceiling %s",
         workers,
+        len(fleet.subscription_ids),
+        ctx.database,
         [round(r["per_second"]) for r in runs],
         [round(r["ceiling_per_second"]) for r in runs],
     )

@@ -84,7 +84,7 @@ http {{
     fastcgi_temp_path {dir}/nginx-fastcgi;
     uwsgi_temp_path {dir}/nginx-uwsgi;
     scgi_temp_path {dir}/nginx-scgi;
-    log_format arrival '$msec $http_webhook_id';
+    log_format arrival '$msec $http_webhook_id $request_uri';
     server {{
         listen 127.0.0.1:{port};
         location / {{ return 200 "ok"; }}
@@ -98,6 +98,16 @@ http {{
 """
 
 
+@dataclass(frozen=True)
+class Request:
+    """One line of a receiver's arrivals log."""
+
+    at: float  # unix seconds
+    webhook_id: str
+    path: str  # with the query string
+    status: int
+
+
 @dataclass
 class Receiver:
     """A receiver answering 200 to any POST: `url` silent, `logged_url` records arrivals."""
@@ -109,18 +119,29 @@ class Receiver:
     arrivals_path: Path
     process: subprocess.Popen
 
-    def arrivals(self) -> dict[str, float]:
-        """webhook-id → first arrival time (unix seconds) from the logged receiver."""
+    def requests(self) -> list[Request]:
+        """Every request the logged receiver has seen so far, in the order they were logged."""
         if self.kind == "nginx":
             with contextlib.suppress(ProcessLookupError):  # USR1 reopens = flushes buffers
                 self.process.send_signal(signal.SIGUSR1)
             time.sleep(0.4)
-        found: dict[str, float] = {}
+        found: list[Request] = []
         if self.arrivals_path.exists():
             for line in self.arrivals_path.read_text().splitlines():
-                at, _, event_id = line.partition(" ")
-                if event_id and event_id != "-":
-                    found.setdefault(event_id, float(at))
+                parts = line.split()
+                if len(parts) < 2:
+                    continue  # a line cut short by a killed writer
+                path = parts[2] if len(parts) > 2 else "-"
+                status = int(parts[3]) if len(parts) > 3 else 200  # nginx answers 200 only
+                found.append(Request(float(parts[0]), parts[1], path, status))
+        return found
+
+    def arrivals(self) -> dict[str, float]:
+        """webhook-id → first arrival time (unix seconds) from the logged receiver."""
+        found: dict[str, float] = {}
+        for request in self.requests():
+            if request.webhook_id != "-":
+                found.setdefault(request.webhook_id, request.at)
         return found
 
     def clear_arrivals(self) -> None:
@@ -156,12 +177,22 @@ def start_nginx(binary: str, workdir: Path) -> Receiver:
     )
 
 
-def start_python_receiver(workdir: Path, delay: float = 0.0, name: str = "py") -> Receiver:
-    """The Python receiver (tests/perf/receiver.py) in its own process, logging arrivals."""
+def start_python_receiver(
+    workdir: Path,
+    delay: float = 0.0,
+    name: str = "py",
+    throttle_every: int = 0,
+    retry_after: int = 0,
+) -> Receiver:
+    """The Python receiver (tests/perf/receiver.py) in its own process, logging arrivals;
+    with `throttle_every`, every that many-th request is answered 429 + Retry-After."""
     port = free_port()
     arrivals = workdir / f"{name}-arrivals.log"
+    command = [sys.executable, "-m", "tests.perf.receiver", str(port), str(delay), str(arrivals)]
+    if throttle_every:
+        command += [str(throttle_every), str(retry_after)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.perf.receiver", str(port), str(delay), str(arrivals)],
+        command,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=open(workdir / f"{name}-receiver.log", "w"),  # noqa: SIM115 (lives with the process)

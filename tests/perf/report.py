@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tests.perf import tables
 from tests.perf.sections import SECTIONS, fmt, pct, spread_cell
 
 COMMAND = "make bench   # = .venv/bin/python -m tests.perf.bench"
@@ -22,11 +23,6 @@ def kept_analysis(previous: str) -> str:
     return previous[start + len(NOTES_START) : end].strip() or NOTES_PLACEHOLDER
 
 
-def _median(figures: dict, name: str, key: str = "per_second") -> float | None:
-    figure = figures.get(name)
-    return figure[key]["median"] if figure and key in figure else None
-
-
 def _get(figures: dict, *path: str) -> float | None:
     node = figures
     for part in path:
@@ -37,19 +33,10 @@ def _get(figures: dict, *path: str) -> float | None:
 
 
 def goals(results: dict) -> list[dict]:
-    """Each goal of issue 6 with its measured value (None when the figure was not run)."""
+    """Each goal of issues 6 and 11 with its measured value (None when the figure was not run):
+    the delivery goals once per database (see tables.GOALS), then the others."""
     f = results["figures"]
-    # Each worker run against the ceiling run made just before it (see delivery.throughput).
-    one = _median(f, "throughput_1", "vs_paired_ceiling")
-    two = _median(f, "throughput_2", "vs_paired_ceiling")
     rows: list[tuple[str, float | None, str, Callable[[float], bool]]] = [
-        ("1 worker / raw ceiling run beside it", one, "≥ 0.60", lambda v: v >= 0.60),
-        (
-            "2 workers / 1 worker, each against its ceiling",
-            two / one if one and two else None,
-            "≥ 1.50",
-            lambda v: v >= 1.50,
-        ),
         (
             "end-to-end p50 at half load (ms)",
             _get(f, "latency", "p50", "median"),
@@ -93,18 +80,21 @@ def goals(results: dict) -> list[dict]:
         rows.append(
             (f"delivery log: {name}, p95 (ms)", page["p95"]["median"], "≤ 50", lambda v: v <= 50)
         )
+    sizes = [
+        figs[name]["rss_mb"]["max"]
+        for figs in results.get("databases", {}).values()
+        for name in ("throughput_1", "throughput_2")
+        if name in figs
+    ]
     rows.append(
         (
             "worker RSS after the throughput runs, largest (MiB)",
-            max(
-                (f[n]["rss_mb"]["max"] for n in ("throughput_1", "throughput_2") if n in f),
-                default=None,
-            ),
+            max(sizes, default=None),
             "≤ 120",
             lambda v: v <= 120,
         )
     )
-    return [
+    return tables.goal_rows(results) + [
         {"goal": goal, "measured": value, "target": target,
          "met": None if value is None else bool(check(value))}
         for goal, value, target, check in rows
@@ -133,49 +123,36 @@ def _machine(results: dict) -> list[str]:
         f"| SQLite | {e.get('sqlite', '?')} (WAL, synchronous=NORMAL) |",
         f"| PostgreSQL | {e.get('postgresql', '?')} (scratch database) |",
         f"| receiver | {e.get('receiver', '?')} |",
-        f"| delivery figures' database | {e.get('database_for_delivery', '?')} |",
+        f"| single-database figures' database (profile, latency, slow) | "
+        f"{e.get('database_for_delivery', '?')} |",
+        f"| delivery figures' databases | {', '.join(e.get('delivery_databases', [])) or '—'} |",
         "| packages | " + ", ".join(f"{k} {v}" for k, v in pk.items()) + " |",
         "",
     ]
 
 
-def _throughput_section(results: dict) -> list[str]:
+def _baselines_section(results: dict) -> list[str]:
+    """The yardsticks, measured once (they use no database)."""
     f = results["figures"]
-    lines = [
-        "## Delivery throughput (deliveries/s)",
-        "",
-        "| what | runs × size | median | spread (min–max) | vs raw ceiling "
-        "| vs ceiling run beside it |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    ceiling = _median(f, "ceiling")
     rows = [
         ("raw ceiling: one process, kept-alive requests.Session, no queue, no DB", "ceiling",
          "requests_per_run"),
         ("naive: one RQ job per delivery doing requests.post, default forking `rq worker`",
          "naive", "jobs_per_run"),
-        ("Hookline, 1 `flask worker`, every attempt logged", "throughput_1", "deliveries_per_run"),
-        ("Hookline, 2 `flask worker`s, every attempt logged", "throughput_2", "deliveries_per_run"),
     ]  # fmt: skip
+    lines = [
+        "## Yardsticks (per second)",
+        "",
+        "| what | runs × size | median | spread (min–max) |",
+        "|---|---|---:|---:|",
+    ]
     for label, name, size_key in rows:
         figure = f.get(name)
-        if not figure:
-            continue
-        median, span = spread_cell(figure["per_second"])
-        ratio = figure["per_second"]["median"] / ceiling if ceiling else None
-        paired = figure.get("vs_paired_ceiling")
-        paired_cell = f"{fmt(paired['median'], 2)} ({spread_cell(paired, 2)[1]})" if paired else "—"
-        runs = len(figure["per_second"]["runs"])
-        lines.append(f"| {label} | {runs} × {figure[size_key]:,} | {median} | {span} | "
-                     f"{fmt(ratio, 2)} | {paired_cell} |")  # fmt: skip
-    lines += [
-        "",
-        "The last column divides each worker run by a raw-ceiling run made just before it, with "
-        "the workers idle: the machine's speed drifts between minutes, so the goals use these "
-        "side-by-side ratios (median of the runs, min–max).",
-        "",
-    ]
-    return lines
+        if figure:
+            median, span = spread_cell(figure["per_second"])
+            runs = len(figure["per_second"]["runs"])
+            lines.append(f"| {label} | {runs} × {figure[size_key]:,} | {median} | {span} |")
+    return [*lines, ""] if len(lines) > 4 else []
 
 
 def markdown(results: dict, analysis: str = NOTES_PLACEHOLDER) -> str:
@@ -194,13 +171,14 @@ def markdown(results: dict, analysis: str = NOTES_PLACEHOLDER) -> str:
         lines += ["Notes:", "", *[f"- {note}" for note in results["notes"]], ""]
     lines += ["## Analysis", "", NOTES_START, "", analysis, "", NOTES_END, ""]
     lines += _machine(results)
-    lines += ["## Goals (issue 6)", "", "| goal | measured | target | met |", "|---|---:|---:|---|"]
+    lines += ["## Goals (issues 6 and 11)", "", "| goal | measured | target | met |"]
+    lines.append("|---|---:|---:|---|")
     for goal in goals(results):
         met = {True: "met", False: "**not met**", None: "not measured"}[goal["met"]]
         lines.append(f"| {goal['goal']} | {fmt(goal['measured'], 2)} | {goal['target']} | {met} |")
     lines.append("")
-    lines += _throughput_section(results)
-    for section in SECTIONS:
+    lines += _baselines_section(results)
+    for section in [*tables.SECTIONS, *SECTIONS]:
         lines += section(results)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -210,5 +188,5 @@ def summary(results: dict) -> str:
     out = []
     for goal in goals(results):
         met = {True: "met", False: "NOT MET", None: "not measured"}[goal["met"]]
-        out.append(f"{goal['goal']:<55} {fmt(goal['measured'], 2):>10} {goal['target']:>7}  {met}")
+        out.append(f"{goal['goal']:<78} {fmt(goal['measured'], 2):>10} {goal['target']:>7}  {met}")
     return "\n".join(out)

@@ -153,30 +153,6 @@ def _log_section(results: dict) -> list[str]:
     return [*lines, "", f"Bulk insert: {fills}.", ""]
 
 
-def _memory_section(results: dict) -> list[str]:
-    rows = []
-    for name in ("throughput_1", "throughput_2"):
-        figure = results["figures"].get(name)
-        if figure:
-            m, s = spread_cell(figure["rss_mb"])
-            mc, sc = spread_cell(figure["pss_with_children_mb"])
-            rows.append(f"| {figure['workers']} worker(s) | {m} ({s}) | {mc} ({sc}) |")
-    if not rows:
-        return []
-    return [
-        "## Worker memory after the throughput run (MiB)",
-        "",
-        "VmRSS from /proc/<pid>/status of the `flask worker` process (the largest when there are "
-        "two) after the last repetition, and the PSS (/proc/<pid>/smaps_rollup) of it and its "
-        "children together: RQ forks its scheduler into a child that shares most of its pages.",
-        "",
-        "| run | worker VmRSS | worker + scheduler child, PSS |",
-        "|---|---:|---:|",
-        *rows,
-        "",
-    ]
-
-
 def _profile_section(results: dict) -> list[str]:
     figure = results["figures"].get("profile")
     if not figure or not figure.get("available"):
@@ -213,33 +189,46 @@ def _method_section(results: dict) -> list[str]:
         "## How each figure is made",
         "",
         "- Every server is the bench's own: nginx (`return 200`, keep-alive, access log off) on "
-        "a free 127.0.0.1 port, a second nginx port that logs `$msec $http_webhook_id` for "
-        "latency, `redis-server` without persistence, a fresh SQLite file, and a scratch "
-        "PostgreSQL database (recreated each run; the test database is untouched).",
+        "a free 127.0.0.1 port, a second nginx port that logs `$msec $http_webhook_id "
+        "$request_uri` for latency, the threaded Python receiver (tests/perf/receiver.py, "
+        "TCP_NODELAY) for the slow, busy and throttling endpoints, a server that never answers "
+        "(tests/servers.py `HangServer`) for the dead ones, `redis-server` without persistence, "
+        "a fresh SQLite file, and a scratch PostgreSQL database (recreated each run; the test "
+        "database is untouched). Only 127.0.0.1 receives traffic.",
         "- Workers are `flask worker` subprocesses with DATABASE_URL/REDIS_URL set and every "
-        "HOOKLINE_* setting at its default (HOOKLINE_SWEEP_INTERVAL included).",
+        "HOOKLINE_* setting at its default (HOOKLINE_SWEEP_INTERVAL included), except where a "
+        "section names one (the dead endpoints' delivery timeout, the 429 run's schedule).",
+        "- Per database: the throughput, busy, dead, neighbour, 429 and rate_limit figures run "
+        "on SQLite and on PostgreSQL, figure by figure, so each pair is measured minutes apart "
+        "on the same machine. The yardsticks, the profile, the half-load latency and the slow "
+        "receivers run once, on the database in the machine table; publish latency and the "
+        "delivery log measure both databases themselves.",
         f"- Throughput: {s.get('backlog_events', '?'):,} events (1 KiB bodies) published with "
-        "`publish()` in transactions of 100 across 50 endpoints, workers stopped. The workers "
-        "start once per figure and serve every run; each run puts the same deliveries back to "
-        "`pending` as publish wrote them and kicks a drain as the publishing commit does (a "
-        "backlog, as after a bulk publish or an outage, with one drain job queued). The rate "
-        "runs from the first attempt's `started_at` to the last delivery's `updated_at`; every "
-        "delivery must end `succeeded` with exactly one Attempt row, or the bench fails.",
+        "`publish()` in transactions of 100 across 50 (or 10) endpoints, workers stopped. The "
+        "workers start once per figure and serve every run; each run puts the same deliveries "
+        "back to `pending` as publish wrote them and kicks a drain as the publishing commit "
+        "does (a backlog, as after a bulk publish or an outage, with one drain job queued). The "
+        "rate runs from the first attempt's `started_at` to the last delivery's `updated_at`; "
+        "every delivery must end `succeeded` with exactly one Attempt row, or the bench fails.",
         "- Raw ceiling: `python -m tests.perf.baselines ceiling URL N` in its own process, "
-        "`requests.Session` with `trust_env = False`, signing each request like Hookline.",
+        "`requests.Session` with `trust_env = False`, signing each request like Hookline; "
+        "`baselines concurrent URL N THREADS` is the same from THREADS threads at once and "
+        "`baselines latency URL N` times single requests in sequence.",
         "- Naive: N jobs `tests.perf.baselines.deliver` (sign, `requests.post`), one "
         "`rq worker --burst` (RQ's default forking Worker); rate from the first job's start to "
         "the last job's end. Nothing is logged to a database.",
         "- Repetitions: "
-        f"{s.get('reps', '?')} per figure; medians with min–max. The load average of the "
-        "machine at the start of each figure is in performance.json (`load_at_start`): "
-        "other work on the machine moves every figure.",
+        f"{s.get('reps', '?')} per figure for the throughput, busy, latency and log figures, "
+        "one for the dead, neighbour, 429 and rate_limit scenarios; medians with min–max. The "
+        "load average of the machine at the start of each figure is in performance.json "
+        "(`load_at_start`): other work on the machine moves every figure.",
         "- Options: `BENCH_QUICK=1` (small sizes, one repetition, results under "
-        "/tmp/hookline-bench-results), `BENCH_ONLY=throughput_1,profile,…` (figure names as in "
-        "performance.json), `BENCH_DATABASE=postgres` (delivery figures on PostgreSQL), "
+        "/tmp/hookline-bench-results), `BENCH_ONLY=busy,dead,…` (figure names as in "
+        "performance.json), `BENCH_DATABASES=sqlite` (the per-database figures on fewer "
+        "databases), `BENCH_DATABASE=postgres` (the single-database figures on PostgreSQL), "
         "`BENCH_REPS`, `BENCH_EVENTS`, `BENCH_POSTGRES_URL` (a scratch database, recreated), "
-        "`BENCH_KEEP=1` (keep the run's directory: nginx, Redis and worker logs, py-spy output), "
-        "`BENCH_OUT=dir`.",
+        "`BENCH_KEEP=1` (keep the run's directory: receiver, Redis and worker logs, py-spy "
+        "output), `BENCH_OUT=dir`.",
         "",
     ]
 
@@ -249,7 +238,6 @@ SECTIONS: list[Callable[[dict], list[str]]] = [
     _slow_section,
     _publish_section,
     _log_section,
-    _memory_section,
     _profile_section,
     _method_section,
 ]

@@ -242,6 +242,50 @@ def _proc_mb(path: str, field: str) -> float:
     return kb / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children so far: the waited-for children
+    from /proc/<pid>/stat, the live ones (RQ's scheduler) from their own stat files."""
+    total_ticks = 0
+    for number in [pid, *child_pids(pid)]:
+        try:
+            stat = Path(f"/proc/{number}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # the name in parentheses may hold spaces
+        total_ticks += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    return total_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def set_rate_limit(app: Flask, subscription_ids: list[str], rate: int | None) -> None:
+    """`Subscription.rate_limit` (deliveries per second), set on the rows directly."""
+    with app.app_context():
+        db.session.execute(
+            update(Subscription)
+            .where(Subscription.id.in_(subscription_ids))
+            .values(rate_limit=rate)
+        )
+        db.session.commit()
+        db.session.remove()
+
+
+def status_counts(app: Flask, subscription_ids: list[str]) -> dict[str, int]:
+    """Those subscriptions' deliveries by status, and their attempts (key "attempts")."""
+    with app.app_context():
+        scope = Delivery.subscription_id.in_(subscription_ids)
+        counts = dict(
+            db.session.execute(
+                select(Delivery.status, func.count()).where(scope).group_by(Delivery.status)
+            ).all()
+        )
+        counts["attempts"] = db.session.scalar(
+            select(func.count(Attempt.id))
+            .join(Delivery, Delivery.id == Attempt.delivery_id)
+            .where(scope)
+        )
+        db.session.remove()
+    return counts
+
+
 def count_deliveries(app: Flask, subscription_ids: list[str]) -> int:
     """How many deliveries those subscriptions have."""
     with app.app_context():
@@ -254,6 +298,11 @@ def count_deliveries(app: Flask, subscription_ids: list[str]) -> int:
     return count
 
 
+def settled_count(app: Flask, subscription_ids: list[str]) -> int:
+    """How many of those subscriptions' deliveries are no longer pending."""
+    return wait_until_settled(app, subscription_ids, 0, 0.0)
+
+
 def wait_until_settled(
     app: Flask, subscription_ids: list[str], expected: int, timeout: float
 ) -> int:
@@ -261,14 +310,14 @@ def wait_until_settled(
     deadline = time.monotonic() + timeout
     settled = 0
     with app.app_context():
-        while time.monotonic() < deadline:
+        while True:
             settled = db.session.scalar(
                 select(func.count())
                 .select_from(Delivery)
                 .where(Delivery.subscription_id.in_(subscription_ids), Delivery.status != "pending")
             )
             db.session.rollback()  # a fresh snapshot next time round
-            if settled >= expected:
+            if settled >= expected or time.monotonic() >= deadline:
                 break
             time.sleep(0.2)
         db.session.remove()
