@@ -1,8 +1,10 @@
-"""Delivery statistics for an endpoint's stats and the tenant's dashboard.
+"""Delivery statistics for an endpoint's stats and the tenant's dashboard, and endpoint health
+counts for /metrics.
 
 Counting happens in SQL (portable CASE buckets, so SQLite and PostgreSQL agree); latency
 percentiles are computed in Python over a bounded sample of the newest attempts, which keeps the
-query cheap and the result exact for any tenant below the sample size.
+query cheap and the result exact for any tenant below the sample size. Endpoint health states
+come from dispatcher.health.describe, row by row: SQL only narrows which rows are asked.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.orm import load_only
+from sqlalchemy.sql.elements import ColumnElement
 
+from dispatcher.health import FAILING, HEALTHY, STATES, THROTTLED, EndpointHealth
 from portal.extensions import db
 from portal.models import Attempt, Delivery, Subscription
 from portal.services import ServiceError
@@ -56,9 +61,18 @@ class HourBucket:
 
 
 @dataclass(frozen=True)
+class UnhealthyEndpoint:
+    """An active endpoint whose health is failing or throttled, with that health."""
+
+    endpoint: Subscription
+    health: EndpointHealth
+
+
+@dataclass(frozen=True)
 class TenantOverview:
     """The dashboard: 24 hourly buckets (the last is the current hour), totals and endpoints
-    needing attention (`failing`: active but without a success since `failing_since`)."""
+    needing attention: `unhealthy` (active, failing or throttled; failing first) and
+    `disabled`."""
 
     since: datetime
     until: datetime
@@ -66,8 +80,18 @@ class TenantOverview:
     counts: dict[str, int]
     success_rate: float | None
     p95_latency_ms: int | None
-    failing: list[Subscription]
+    unhealthy: list[UnhealthyEndpoint]
     disabled: list[Subscription]
+
+    @property
+    def failing(self) -> list[UnhealthyEndpoint]:
+        """The unhealthy endpoints whose circuit breaker is open."""
+        return [item for item in self.unhealthy if item.health.state == FAILING]
+
+    @property
+    def throttled(self) -> list[UnhealthyEndpoint]:
+        """The unhealthy endpoints paused by their receiver's Retry-After."""
+        return [item for item in self.unhealthy if item.health.state == THROTTLED]
 
 
 def percentile(sorted_values: list[int], q: float) -> int | None:
@@ -187,11 +211,6 @@ def tenant_overview(tenant_id: str, now: datetime) -> TenantOverview:
         Attempt.tenant_id == tenant_id, Attempt.started_at >= starts[0], Attempt.started_at < until
     )
     endpoints = select(Subscription).where(Subscription.tenant_id == tenant_id)
-    failing = db.session.scalars(
-        endpoints.where(Subscription.is_active.is_(True), Subscription.failing_since.is_not(None))
-        .order_by(Subscription.failing_since)
-        .limit(MAX_LISTED_ENDPOINTS)
-    ).all()
     disabled = db.session.scalars(
         endpoints.where(Subscription.is_active.is_(False))
         .order_by(Subscription.disabled_at.desc())
@@ -204,6 +223,71 @@ def tenant_overview(tenant_id: str, now: datetime) -> TenantOverview:
         counts=counts,
         success_rate=success_rate(counts),
         p95_latency_ms=latency.p95,
-        failing=list(failing),
+        unhealthy=unhealthy_endpoints(tenant_id, now),
         disabled=list(disabled),
     )
+
+
+# --- endpoint health ----------------------------------------------------------------------------
+
+
+def _may_be_unhealthy(now: datetime) -> ColumnElement[bool]:
+    """What a row needs before dispatcher.health.describe can call it failing or throttled: an
+    open breaker or a pause not over yet. It only narrows the rows read, so neither a scrape nor
+    a dashboard reads every endpoint; describe() still decides each row's state."""
+    return or_(Subscription.circuit_opened_at.is_not(None), Subscription.paused_until > now)
+
+
+def unhealthy_endpoints(tenant_id: str, now: datetime) -> list[UnhealthyEndpoint]:
+    """The tenant's active endpoints that are failing or throttled: failing first (longest
+    first), then throttled (soonest resumed first); at most MAX_LISTED_ENDPOINTS."""
+    now = _check_now(now)
+    rows = db.session.scalars(
+        select(Subscription)
+        .where(
+            Subscription.tenant_id == tenant_id,
+            Subscription.is_active.is_(True),
+            _may_be_unhealthy(now),
+        )
+        # Open breakers first, longest open first, so the cut keeps the ones listed first.
+        .order_by(
+            Subscription.circuit_opened_at.is_(None),
+            Subscription.circuit_opened_at,
+            Subscription.paused_until,
+            Subscription.id,
+        )
+        .limit(MAX_LISTED_ENDPOINTS)
+    ).all()
+    found = [UnhealthyEndpoint(row, subscription_service.health(row, now)) for row in rows]
+    found = [item for item in found if item.health.state != HEALTHY]
+    return sorted(found, key=_attention_order)
+
+
+def _attention_order(item: UnhealthyEndpoint) -> tuple[int, float, str]:
+    health = item.health
+    moment = health.since if health.state == FAILING else health.paused_until
+    return (STATES.index(health.state), moment.timestamp() if moment else 0.0, item.endpoint.id)
+
+
+def endpoint_states(now: datetime) -> dict[str, int]:
+    """Active endpoints of every tenant by health state, every state present (for /metrics)."""
+    now = _check_now(now)
+    active = Subscription.is_active.is_(True)
+    total = db.session.scalar(select(func.count()).select_from(Subscription).where(active)) or 0
+    candidates = db.session.scalars(
+        select(Subscription)
+        .options(
+            load_only(
+                Subscription.circuit_opened_at,
+                Subscription.paused_until,
+                Subscription.consecutive_failures,
+                Subscription.last_error,
+            )
+        )
+        .where(active, _may_be_unhealthy(now))
+    )
+    counts = dict.fromkeys(STATES, 0)
+    for row in candidates:
+        counts[subscription_service.health(row, now).state] += 1
+    counts[HEALTHY] = total - sum(n for state, n in counts.items() if state != HEALTHY)
+    return counts

@@ -39,11 +39,15 @@ RECENT_DELIVERIES = 10
 
 @bp.get("")
 def index() -> str:
-    """Every endpoint of the tenant with its status."""
+    """Every endpoint of the tenant with its status (disabled, or its health)."""
     cursor = request.args.get("cursor") or None
     rows = subscription_service.list_for_tenant(tenant_id(), limit=51, cursor=cursor)
     next_cursor = rows[49].id if len(rows) > 50 else None
-    return render("endpoints/index.html", endpoints=rows[:50], next_cursor=next_cursor)
+    endpoints = rows[:50]
+    health = {row.id: subscription_service.health(row) for row in endpoints}
+    return render(
+        "endpoints/index.html", endpoints=endpoints, health=health, next_cursor=next_cursor
+    )
 
 
 def _form_page(form: EndpointForm, selected: list[str], errors: dict[str, str], endpoint=None):
@@ -71,6 +75,7 @@ def _changes(form: EndpointForm, errors: dict[str, str]) -> dict | None:
         "description": form.description.data or "",
         "headers": headers,
         "events": request.form.getlist("events"),
+        "rate_limit": form.rate_limit.data,  # None when left empty: no limit
     }
 
 
@@ -98,13 +103,14 @@ def new():
 
 @bp.route("/<subscription_id>/edit", methods=["GET", "POST"])
 def edit(subscription_id: str):
-    """Change an endpoint's URL, description, headers and event filter."""
+    """Change an endpoint's URL, description, headers, rate limit and event filter."""
     endpoint = subscription_service.get(tenant_id(), subscription_id)
     form = EndpointForm(
         data={
             "url": endpoint.url,
             "description": endpoint.description,
             "headers": format_headers(endpoint.headers),
+            "rate_limit": endpoint.rate_limit,
         }
     )
     errors: dict[str, str] = {}
@@ -139,6 +145,7 @@ def _show(subscription_id: str, **extra) -> str:
     return render(
         "endpoints/show.html",
         endpoint=endpoint,
+        health=subscription_service.health(endpoint),
         stats=stats.subscription_stats(tid, subscription_id, clock.now()),
         recent=deliveries.list_deliveries(
             tid, subscription_id=subscription_id, limit=RECENT_DELIVERIES

@@ -9,6 +9,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     DateTimeLocalField,
     EmailField,
+    IntegerField,
     PasswordField,
     SelectField,
     StringField,
@@ -18,6 +19,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
+from dispatcher.throttle import MAX_RATE_LIMIT, MIN_RATE_LIMIT
 from portal.models import EventType
 from portal.ui.filters import group_label
 
@@ -38,7 +40,9 @@ class LoginForm(FlaskForm):
 
 
 class EndpointForm(FlaskForm):
-    """URL, description and custom headers; the event picker is read from `events` directly."""
+    """URL, description, custom headers and rate limit; the event picker is read from `events`
+    directly. The rate limit's bounds are checked by the service (subscriptions.check_rate_limit);
+    min/max here only help the browser's number input."""
 
     url = URLField("Endpoint URL", validators=[DataRequired(), Length(max=2048)])
     description = TextAreaField("Description", validators=[Optional(), Length(max=500)])
@@ -46,6 +50,13 @@ class EndpointForm(FlaskForm):
         "Custom headers",
         validators=[Optional(), Length(max=25000)],
         description="One per line, as Name: value. Sent with every delivery.",
+    )
+    rate_limit = IntegerField(
+        "Rate limit (deliveries per second)",
+        validators=[Optional()],
+        description=f"Optional, {MIN_RATE_LIMIT} to {MAX_RATE_LIMIT}: at most this many deliveries "
+        "per second to this endpoint, across all workers. Leave empty for no limit.",
+        render_kw={"min": MIN_RATE_LIMIT, "max": MAX_RATE_LIMIT, "step": 1, "inputmode": "numeric"},
     )
 
 

@@ -11,7 +11,7 @@ from portal.extensions import db
 from portal.models import Delivery
 from portal.services.stats import HourBucket
 from portal.ui.charts import axis_top, hourly_chart
-from tests.factories import make_subscription
+from tests.factories import make_subscription, set_health
 
 
 def _bucket(hour: int, succeeded: int = 0, failed: int = 0, pending: int = 0) -> HourBucket:
@@ -65,8 +65,9 @@ def test_empty_dashboard_invites_creating_an_endpoint(portal):
 def test_failing_and_disabled_endpoints_are_linked(portal, receiver):
     failing, _ = make_subscription(portal.admin.tenant_id, receiver.url("/failing"))
     disabled, _ = make_subscription(portal.admin.tenant_id, receiver.url("/disabled"))
-    failing.failing_since = clock.now() - timedelta(hours=3)
-    db.session.commit()
+    set_health(
+        failing.id, consecutive_failures=5, circuit_opened_at=clock.now() - timedelta(hours=3)
+    )
     portal.post(f"/endpoints/{disabled.id}/disable")
     page = portal.get("/").get_data(as_text=True)
     assert f'href="/endpoints/{failing.id}"' in page

@@ -201,7 +201,7 @@ def test_list_shows_status_and_an_empty_state(portal, receiver):
     make_subscription(portal.admin.tenant_id, receiver.url("/listed"))
     page = portal.get("/endpoints").get_data(as_text=True)
     assert receiver.url("/listed") in page
-    assert "badge-succeeded" in page
+    assert '<span class="badge badge-healthy">healthy</span>' in page
 
 
 def test_another_tenants_endpoint_is_404_everywhere(app, client, receiver):
