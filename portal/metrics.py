@@ -31,8 +31,10 @@ from sqlalchemy.exc import SQLAlchemyError
 import dispatcher.metrics  # noqa: F401  (defines the counters, so a scrape shows them at 0)
 from dispatcher import clock, queues
 from dispatcher.claims import due_filter
+from dispatcher.health import STATES
 from portal.extensions import db
 from portal.models import Delivery, Subscription
+from portal.services import stats
 
 bp = Blueprint("metrics", __name__)
 
@@ -108,7 +110,8 @@ class OutboxCollector(Collector):
             ),
             (
                 "hookline_endpoints_failing",
-                "Active endpoints whose last attempts failed (failing_since is set).",
+                "Active endpoints with no success since their attempts began to fail "
+                "(failing_since is set: the auto-disable clock); see also hookline_endpoints.",
                 db.session.scalar(
                     select(func.count()).where(
                         Subscription.is_active.is_(True), Subscription.failing_since.is_not(None)
@@ -116,9 +119,19 @@ class OutboxCollector(Collector):
                 ),
             ),
         ]
+        states = stats.endpoint_states(now)
         db.session.rollback()  # end the read transaction: no snapshot held between scrapes
         for name, documentation, value in figures:
             yield GaugeMetricFamily(name, documentation, value=float(value or 0))
+        health = GaugeMetricFamily(
+            "hookline_endpoints",
+            "Active endpoints by health: healthy, failing (circuit breaker open) or throttled "
+            "(paused by the receiver's Retry-After).",
+            labels=["state"],
+        )
+        for state in STATES:
+            health.add_metric([state], float(states[state]))
+        yield health
 
     def _queues(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(

@@ -6,14 +6,21 @@ import os
 import socket
 import subprocess
 import sys
+from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
-from dispatcher import publish
+from sqlalchemy import select
+
+from dispatcher import health, publish
+from dispatcher.health import STATES
 from portal import create_app
 from portal.extensions import db
+from portal.models import Subscription
+from portal.services import stats
 from portal.services import subscriptions as subscription_service
 from tests.conftest import TEST_CONFIG
-from tests.factories import make_subscription, make_tenant
+from tests.factories import make_subscription, make_tenant, set_health
 from tests.hardening.conftest import close_app, scrape, value
 from tests.receiver import Reply
 
@@ -138,3 +145,75 @@ def test_worker_processes_figures_reach_metrics_through_the_multiprocess_dir(
     assert value(samples, "hookline_deliveries_total", outcome="retrying") == 3
     assert value(samples, "hookline_attempt_duration_seconds_count") == 6
     assert value(samples, "hookline_deliveries_due") == 0
+
+
+# --- endpoint health ----------------------------------------------------------------------------
+
+
+def _health_gauge(samples: dict) -> dict[str, float]:
+    return {state: value(samples, "hookline_endpoints", state=state) for state in STATES}
+
+
+def test_endpoint_health_gauge_exports_every_state_even_at_zero(app, client):
+    samples = scrape(client)
+    for state in STATES:
+        assert ("hookline_endpoints", (("state", state),)) in samples
+    assert _health_gauge(samples) == {"healthy": 0, "failing": 0, "throttled": 0}
+
+
+def test_endpoint_health_gauge_counts_active_endpoints_of_every_tenant_by_state(app, client, clock):
+    now = clock.now()
+    first, second = make_tenant("First"), make_tenant("Second")
+
+    def endpoint(tenant_id: str, **health) -> str:
+        sub, _ = make_subscription(tenant_id, "http://127.0.0.1:9/hook")
+        if health:
+            set_health(sub.id, **health)
+        return sub.id
+
+    endpoint(first.id)
+    endpoint(second.id, consecutive_failures=2, last_error="HTTP 500")  # breaker still closed
+    endpoint(first.id, paused_until=now - timedelta(seconds=1))  # a pause that is over
+    endpoint(first.id, consecutive_failures=5, circuit_opened_at=now)
+    endpoint(
+        second.id,
+        consecutive_failures=6,
+        circuit_opened_at=now - timedelta(minutes=1),
+        paused_until=now + timedelta(seconds=30),
+    )
+    endpoint(second.id, paused_until=now + timedelta(seconds=60))
+    off = endpoint(first.id, consecutive_failures=9, circuit_opened_at=now)
+    subscription_service.set_active(first.id, off, False)
+    db.session.commit()
+
+    samples = scrape(client)
+    assert _health_gauge(samples) == {"healthy": 3, "failing": 2, "throttled": 1}
+    assert value(samples, "hookline_endpoints_disabled") == 1
+
+    clock.advance(seconds=61)  # the Retry-After pause ends; open breakers stay open
+    assert _health_gauge(scrape(client)) == {"healthy": 4, "failing": 2, "throttled": 0}
+
+
+def test_endpoint_health_counts_agree_with_describe_on_every_row(app, clock):
+    """The SQL that narrows which rows are read must never hide one describe() calls unhealthy."""
+    now = clock.now()
+    tenant = make_tenant()
+    moments = (None, now - timedelta(seconds=5), now + timedelta(seconds=5))
+    for opened in (None, now - timedelta(minutes=1)):
+        for paused in moments:
+            for failures in (0, 3):
+                sub, _ = make_subscription(tenant.id, "http://127.0.0.1:9/hook")
+                set_health(
+                    sub.id,
+                    circuit_opened_at=opened,
+                    paused_until=paused,
+                    consecutive_failures=failures,
+                )
+    rows = db.session.scalars(select(Subscription)).all()
+    expected = Counter(health.describe(row, now).state for row in rows)
+    assert stats.endpoint_states(now) == {state: expected[state] for state in STATES}
+    listed = stats.unhealthy_endpoints(tenant.id, now)
+    assert len(listed) == expected["failing"] + expected["throttled"]
+    assert [item.health.state for item in listed] == sorted(
+        (item.health.state for item in listed), key=STATES.index
+    )
