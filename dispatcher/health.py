@@ -70,6 +70,12 @@ def describe(subscription: Subscription, now: datetime | None = None) -> Endpoin
     )
 
 
+def unhealthy(now: datetime):
+    """SQL for the rows `describe` calls failing or throttled: an open breaker, or a pause not
+    over yet (kept beside `describe` so the two cannot drift apart)."""
+    return or_(Subscription.circuit_opened_at.is_not(None), Subscription.paused_until > now)
+
+
 def _later(moment: datetime | None, now: datetime) -> bool:
     return moment is not None and moment > now
 

@@ -13,11 +13,10 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import load_only
-from sqlalchemy.sql.elements import ColumnElement
 
-from dispatcher.health import FAILING, HEALTHY, STATES, THROTTLED, EndpointHealth
+from dispatcher.health import FAILING, HEALTHY, STATES, THROTTLED, EndpointHealth, unhealthy
 from portal.extensions import db
 from portal.models import Attempt, Delivery, Subscription
 from portal.services import ServiceError
@@ -231,13 +230,6 @@ def tenant_overview(tenant_id: str, now: datetime) -> TenantOverview:
 # --- endpoint health ----------------------------------------------------------------------------
 
 
-def _may_be_unhealthy(now: datetime) -> ColumnElement[bool]:
-    """What a row needs before dispatcher.health.describe can call it failing or throttled: an
-    open breaker or a pause not over yet. It only narrows the rows read, so neither a scrape nor
-    a dashboard reads every endpoint; describe() still decides each row's state."""
-    return or_(Subscription.circuit_opened_at.is_not(None), Subscription.paused_until > now)
-
-
 def unhealthy_endpoints(tenant_id: str, now: datetime) -> list[UnhealthyEndpoint]:
     """The tenant's active endpoints that are failing or throttled: failing first (longest
     first), then throttled (soonest resumed first); at most MAX_LISTED_ENDPOINTS."""
@@ -247,7 +239,7 @@ def unhealthy_endpoints(tenant_id: str, now: datetime) -> list[UnhealthyEndpoint
         .where(
             Subscription.tenant_id == tenant_id,
             Subscription.is_active.is_(True),
-            _may_be_unhealthy(now),
+            unhealthy(now),
         )
         # Open breakers first, longest open first, so the cut keeps the ones listed first.
         .order_by(
@@ -284,7 +276,7 @@ def endpoint_states(now: datetime) -> dict[str, int]:
                 Subscription.last_error,
             )
         )
-        .where(active, _may_be_unhealthy(now))
+        .where(active, unhealthy(now))
     )
     counts = dict.fromkeys(STATES, 0)
     for row in candidates:
