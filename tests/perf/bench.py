@@ -141,13 +141,21 @@ def _database_contexts(ctx: Context) -> dict[str, Context]:
 
 
 def _measure(name: str, measure: Measure, ctx: Context) -> dict:
+    """One figure; one that fails is kept as its error, and the bench goes on to the next (a
+    full run is 20 minutes: a failure late in it must not lose the rest)."""
     log.info("measuring %s on %s", name, ctx.database)
     figure_started, load = time.monotonic(), os.getloadavg()[0]
-    figure = measure(ctx)
+    try:
+        figure = measure(ctx)
+    except Exception as exc:
+        log.exception("%s on %s failed", name, ctx.database)
+        ctx.notes.append(f"{name} on {ctx.database} failed: {exc!r}")
+        figure = {"error": repr(exc)}
     figure["bench_seconds"] = round(time.monotonic() - figure_started, 1)
     figure["load_at_start"] = round(load, 2)
     figure["cpu_pressure_at_end"] = environment.cpu_pressure()
-    ctx.figures[name] = figure
+    if "error" not in figure:
+        ctx.figures[name] = figure
     return figure
 
 
@@ -208,7 +216,13 @@ def main() -> int:
     markdown.write_text(report.markdown(results, report.kept_analysis(previous)))
     log.info("wrote %s and %s", target / "performance.md", target / "performance.json")
     print(report.summary(results))
-    return 0
+    failed = [
+        name
+        for figures in [results["figures"], *results["databases"].values()]
+        for name, figure in figures.items()
+        if "error" in figure
+    ]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

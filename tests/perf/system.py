@@ -324,10 +324,13 @@ def wait_until_settled(
     return settled
 
 
-def delivered_throughput(app: Flask, subscription_ids: list[str], expected: int) -> dict:
+def delivered_throughput(
+    app: Flask, subscription_ids: list[str], expected: int, strict: bool = True
+) -> dict:
     """Deliveries/s from the first attempt's start to the last delivery's update.
 
-    Asserts that every delivery succeeded on its first attempt and has its Attempt row."""
+    Asserts that every delivery succeeded on its first attempt and has its Attempt row; with
+    `strict=False` it reports the statuses and attempts instead."""
     with app.app_context():
         scope = Delivery.subscription_id.in_(subscription_ids)
         statuses = dict(
@@ -346,6 +349,10 @@ def delivered_throughput(app: Flask, subscription_ids: list[str], expected: int)
         ).one()
         last = db.session.scalar(select(func.max(Delivery.updated_at)).where(scope))
         db.session.remove()
+    if not strict:
+        seconds = (last - first).total_seconds() if first and last else float("nan")
+        return {"count": expected, "seconds": seconds, "per_second": expected / seconds,
+                "statuses": statuses, "attempts": attempts}  # fmt: skip
     if statuses != {"succeeded": expected}:
         raise AssertionError(f"expected {expected} succeeded deliveries, found {statuses}")
     if attempts != expected or attempted != expected:

@@ -103,19 +103,22 @@ def _ms_to_s(value: float | None) -> float | None:
 
 
 def goal_rows(results: dict) -> list[dict]:
-    """Every per-database goal, once per database that ran its figure."""
+    """Every per-database goal, once per database that ran its figure (a figure that failed
+    gives no value and `failed`)."""
     rows = []
     for goal in GOALS:
         for database, figs in results.get("databases", {}).items():
             if goal.figure not in figs:
                 continue
-            value = goal.value(figs)
+            failed = "error" in figs[goal.figure]
+            value = None if failed else goal.value(figs)
             rows.append(
                 {
                     "goal": f"{goal.label} ({DATABASE_LABELS.get(database, database)})",
                     "measured": value,
                     "target": goal.target,
                     "met": None if value is None else bool(goal.check(value)),
+                    "failed": failed,
                 }
             )
     return rows
@@ -279,7 +282,7 @@ def dead_section(results: dict) -> list[str]:
         ("healthy deliveries arrived, alone", _arrived("solo"), None),
         ("healthy deliveries arrived, beside the dead", _arrived("with_dead"), None),
         ("dead endpoints at the end", _dead_endpoints, None),
-        ("worker CPU once only dead work was left (ms/s)",
+        ("worker CPU once only dead work was left, or at the cut-off (ms/s)",
          _value("dead", "with_dead", "worker_cpu_while_waiting", digits=0, scale=1000), None),
     ]  # fmt: skip
     figure = _first(results, "dead")
