@@ -73,7 +73,33 @@ def _metric_totals(directory: Path) -> dict[str, float]:
     return totals
 
 
-def collect(app, plan, run, receivers, workdir: Path, database_url: str) -> Result:
+def _verdicts(kind, last_answer, rows, attempts_by_delivery, requests_seen) -> tuple:
+    """The deliveries to an endpoint `kind` that never succeeds, against the rule: `failed`
+    after all 3 attempts (the last answer `last_answer`), or still `pending` after fewer (a
+    circuit breaker defers them, and a deferral is not an attempt); either way every attempt
+    counted on the delivery has its Attempt row (numbers 1..n) and reached the receiver.
+    Returns the statuses, what broke the rule, the requests the receiver got and the attempts
+    recorded."""
+    statuses: Counter = Counter()
+    wrong: list[tuple] = []
+    requests = recorded = 0
+    for delivery_id, status, attempt_count, last_status, event_id, url in rows:
+        if _kind(url) != kind:
+            continue
+        statuses[status] += 1
+        count, highest = attempts_by_delivery.get(delivery_id, (0, 0))
+        seen = requests_seen.get((urlsplit(url).path, event_id), 0)
+        requests += seen
+        recorded += count
+        ended = (status, attempt_count, last_status) == ("failed", 3, last_answer)
+        waiting = status == "pending" and attempt_count < 3
+        complete = count == attempt_count == highest and seen >= count
+        if not ((ended or waiting) and complete):
+            wrong.append((status, attempt_count, last_status, count, seen))
+    return statuses, wrong, requests, recorded
+
+
+def collect(app, plan, run, receivers, hang, workdir: Path, database_url: str) -> Result:
     """Check the run against the database and the receivers; gather the figures."""
     from sqlalchemy import func, select
 
@@ -84,9 +110,11 @@ def collect(app, plan, run, receivers, workdir: Path, database_url: str) -> Resu
     stats = receivers.stats()
     answered_ok = {(p, i): n for p, i, n in stats["answered_ok"]}
     arrivals = {(p, i): n for p, i, n in stats["arrivals"]}
+    hang_requests = Counter((path, webhook_id) for _, path, webhook_id in hang.requests())
     with app.app_context():
-        rows = db.session.execute(
+        full_rows = db.session.execute(
             select(
+                Delivery.id,
                 Delivery.status,
                 Delivery.attempt_count,
                 Delivery.last_response_status,
@@ -94,6 +122,14 @@ def collect(app, plan, run, receivers, workdir: Path, database_url: str) -> Resu
                 Subscription.url,
             ).join(Subscription, Subscription.id == Delivery.subscription_id)
         ).all()
+        attempts_by_delivery = {
+            delivery_id: (count, highest)
+            for delivery_id, count, highest in db.session.execute(
+                select(Attempt.delivery_id, func.count(), func.max(Attempt.number)).group_by(
+                    Attempt.delivery_id
+                )
+            )
+        }
         events = db.session.scalar(select(func.count()).select_from(Event))
         attempts = db.session.scalar(select(func.count()).select_from(Attempt))
         twice = db.session.scalar(
@@ -110,20 +146,21 @@ def collect(app, plan, run, receivers, workdir: Path, database_url: str) -> Resu
             .join(Subscription, Subscription.id == Delivery.subscription_id)
         ).all()
         db.session.remove()
+    rows = [row[1:] for row in full_rows]
+    fail_statuses, wrong_failures, fail_requests, fail_attempts = _verdicts(
+        "fail", 500, full_rows, attempts_by_delivery, arrivals
+    )
+    hang_statuses, hang_wrong, hang_seen, hang_recorded = _verdicts(
+        "hang", None, full_rows, attempts_by_delivery, hang_requests
+    )
 
     by_kind: dict[str, Counter] = defaultdict(Counter)
-    wrong_failures, missing = [], 0
+    missing = 0
     healthy_ok_requests = healthy_unique = 0
-    fail_requests = fail_attempts = 0
-    for status, attempt_count, last_status, event_id, url in rows:
+    for status, _, _, event_id, url in rows:
         kind, path = _kind(url), urlsplit(url).path
         by_kind[kind][status] += 1
-        if kind == "fail":
-            fail_requests += arrivals.get((path, event_id), 0)
-            fail_attempts += attempt_count
-            if (status, attempt_count, last_status) != ("failed", 3, 500):
-                wrong_failures.append((status, attempt_count, last_status))
-        elif status == "succeeded":
+        if kind in ("ok", "slow") and status == "succeeded":
             seen = answered_ok.get((path, event_id), 0)
             missing += seen == 0
             healthy_ok_requests += seen
@@ -141,9 +178,11 @@ def collect(app, plan, run, receivers, workdir: Path, database_url: str) -> Resu
             f"{len(rows)} deliveries of {events} events (expected {plan.deliveries})",
         ),
         (
-            "nothing pending or cancelled",
-            statuses["pending"] == 0 and statuses["cancelled"] == 0,
-            f"pending {statuses['pending']}, cancelled {statuses['cancelled']}",
+            "nothing pending or cancelled but to failing or hanging endpoints",
+            statuses["pending"] == fail_statuses["pending"] + hang_statuses["pending"]
+            and statuses["cancelled"] == 0,
+            f"pending {statuses['pending'] - fail_statuses['pending'] - hang_statuses['pending']}"
+            f", cancelled {statuses['cancelled']}",
         ),
         (
             "healthy and slow endpoints: every delivery succeeded",
@@ -152,10 +191,20 @@ def collect(app, plan, run, receivers, workdir: Path, database_url: str) -> Resu
             f"{dict(healthy - Counter(succeeded=healthy['succeeded'])) or 'none'}",
         ),
         (
-            "failing endpoints: every delivery failed after 3 attempts (last answer 500)",
-            not wrong_failures and by_kind["fail"]["failed"] > 0,
-            f"{by_kind['fail']['failed']} failed correctly; wrong: "
+            "failing endpoints: every delivery failed after 3 attempts (last answer 500), or "
+            "is pending after fewer; every attempt counted is recorded and reached the receiver",
+            not wrong_failures and fail_attempts > 0,
+            f"{fail_statuses['failed']} failed, {fail_statuses['pending']} pending; wrong "
+            "(status, attempts counted, last answer, recorded, requests seen): "
             f"{Counter(wrong_failures).most_common(3) or 'none'}",
+        ),
+        (
+            "hanging endpoints: every delivery failed after 3 timeouts, or is pending after "
+            "fewer; every attempt counted is recorded and reached the server",
+            not hang_wrong and hang_recorded > 0,
+            f"{hang_statuses['failed']} failed, {hang_statuses['pending']} pending; wrong "
+            "(status, attempts counted, last answer, recorded, requests seen): "
+            f"{Counter(hang_wrong).most_common(3) or 'none'}",
         ),
         (
             "receivers saw every succeeded delivery at least once",
@@ -178,12 +227,13 @@ def collect(app, plan, run, receivers, workdir: Path, database_url: str) -> Resu
     result.figures = [
         (
             "deliveries",
-            f"{len(rows):,} ({statuses['succeeded']:,} succeeded, {statuses['failed']:,} failed)",
+            f"{len(rows):,} ({statuses['succeeded']:,} succeeded, {statuses['failed']:,} failed, "
+            f"{statuses['pending']:,} pending)",
         ),
         (
-            "endpoints (ok / slow 1–3 s / failing 500)",
-            f"{plan.endpoints - _count(rows, 'slow', 'fail')} / {_count(rows, 'slow')} / "
-            f"{_count(rows, 'fail')}",
+            "endpoints (ok / slow 1–3 s / failing 500 / hanging)",
+            f"{plan.endpoints - _count(rows, 'slow', 'fail', 'hang')} / {_count(rows, 'slow')} / "
+            f"{_count(rows, 'fail')} / {_count(rows, 'hang')}",
         ),
         ("attempts recorded", f"{attempts:,}"),
         (
@@ -200,10 +250,22 @@ def collect(app, plan, run, receivers, workdir: Path, database_url: str) -> Resu
             f"{fail_requests:,} vs {fail_attempts:,} "
             f"({fail_requests - fail_attempts:+,} unrecorded, made by killed workers)",
         ),
+        (
+            "failing / hanging endpoints: failed, and still pending at the end",
+            f"{fail_statuses['failed']:,} and {fail_statuses['pending']:,} / "
+            f"{hang_statuses['failed']:,} and {hang_statuses['pending']:,} (the run waited "
+            f"{run.waited_on_failing:.0f} s for them once the rest was done, at most "
+            f"{run.failing_settle_seconds} s)",
+        ),
+        (
+            "hanging endpoints: requests read vs attempts recorded",
+            f"{hang_seen:,} vs {hang_recorded:,} ({hang_seen - hang_recorded:+,} unrecorded, "
+            "cut off by killed or stopped workers)",
+        ),
         ("workers SIGKILLed / Redis restarts", f"{run.kills} / {redis_restarts}"),
         ("publishing", f"{run.published:,} events in {publish_seconds:.1f} s"),
         (
-            "first publish → last delivery finished",
+            "first publish → last delivery finished (but to hanging endpoints)",
             f"{drain_window:.1f} s ({len(rows) / max(drain_window, 0.001):.0f} deliveries/s)",
         ),
         ("whole run (setup, soak, checks)", f"{run.at():.1f} s"),
@@ -238,7 +300,8 @@ def collect(app, plan, run, receivers, workdir: Path, database_url: str) -> Resu
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs (load average "
         f"{sum(loads) / len(loads):.1f} mean, {max(loads):.1f} max: other work shared them), "
         f"Python {platform.python_version()}, {database}, Redis on its own port, 3 `flask worker` "
-        f"processes (32 sending threads each), retry schedule 1 s, 2 s; "
+        f"processes (32 sending threads each), retry schedule 1 s, 2 s, delivery timeout "
+        f"{run.delivery_timeout} s; "
         f"{'quick' if plan.deliveries < 20000 else 'full'} plan: {plan.tenants} tenants × "
         f"{plan.endpoints_per_tenant} endpoints × {plan.events_per_tenant} events"
     )

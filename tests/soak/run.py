@@ -1,12 +1,17 @@
 """`make soak`: 20,000 deliveries while workers are SIGKILLed and Redis restarts, then a proof.
 
-200 endpoints across 10 tenants (10% always answer 500, 5% take 1–3 s, the rest answer at once)
-receive 100 events each, published at a steady pace by this process while three `flask worker`
-processes deliver. Faults fire as the run passes fixed fractions of the work: a worker or two
-killed with SIGKILL and replaced, and the soak's own Redis killed (losing every queued and
-scheduled job) and restarted, twice. Afterwards the database and the receivers must agree that
-every delivery succeeded, or failed after its three attempts on a failing endpoint, and that
-the receivers got every succeeded one. The figures go to docs/reliability.md.
+200 endpoints across 10 tenants (10% always answer 500, 5% take 1–3 s, 5% hang: they read the
+request and never answer, the rest answer at once) receive 100 events each, published at a
+steady pace by this process while three `flask worker` processes deliver. Faults fire as the run
+passes fixed fractions of the work: a worker or two killed with SIGKILL and replaced, and the
+soak's own Redis killed (losing every queued and scheduled job) and restarted, twice. Afterwards
+the database and the receivers must agree that every delivery succeeded, or failed after its
+three attempts on a failing endpoint, and that the receivers got every succeeded one. A failing
+or hanging endpoint's delivery must have failed after its three attempts (the last a 500, or a
+timeout), or still be pending after fewer with every attempt it made recorded: a circuit breaker
+may keep deferring it, and a deferral is not an attempt. The run ends when every delivery to the
+healthy endpoints is finished and the failing and hanging ones have had FAILING_SETTLE_SECONDS
+more (or are finished too). The figures go to docs/reliability.md.
 
     python -m tests.soak.run            # the full soak, bounded to 15 minutes
     SOAK_QUICK=1 python -m tests.soak.run   # 2,000 deliveries, figures printed only
@@ -29,7 +34,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from tests.servers import RedisServer
+from tests.servers import HangServer, RedisServer
 from tests.soak.processes import ROOT, Receivers, Workers
 
 DEADLINE_SECONDS = 15 * 60
@@ -37,6 +42,10 @@ VERIFY_RESERVE = 90  # seconds kept back from the deadline to check and report
 WORKERS = 3
 RETRY_SCHEDULE = "1,2"  # three attempts: a failing endpoint's delivery ends `failed` in ~3 s
 REDIS_DOWN_SECONDS = 3
+DELIVERY_TIMEOUT = "5"  # seconds; a slow endpoint takes up to 3 s, a hanging one all of it
+# The longest the run waits on failing and hanging endpoints' deliveries once every other one
+# is finished (a circuit breaker may defer them for minutes).
+FAILING_SETTLE_SECONDS = 30
 EVENT_TYPE = "invoice.paid"
 # (fraction of all deliveries finished, fault, worker slots)
 FAULTS: list[tuple[float, str, tuple[int, ...]]] = [
@@ -73,11 +82,12 @@ QUICK = Plan(tenants=4, endpoints_per_tenant=10, events_per_tenant=50, publish_s
 
 
 def endpoint_kind(n: int) -> str:
-    """Endpoint n's behaviour: 2 in 20 fail (10%), 1 in 20 is slow (5%), the rest are fine."""
+    """Endpoint n's behaviour: 2 in 20 fail (10%), 1 in 20 is slow (5%), 1 in 20 hangs (5%),
+    the rest are fine."""
     remainder = n % 20
     if remainder in (0, 10):
         return "fail"
-    return "slow" if remainder == 5 else "ok"
+    return {5: "slow", 15: "hang"}.get(remainder, "ok")
 
 
 @dataclass
@@ -93,8 +103,12 @@ class Run:
     loads: list[float] = field(default_factory=list)  # 1-minute load average, sampled
     publish_started: float | None = None
     publish_ended: float | None = None
-    finished_at: float | None = None
+    finished_at: float | None = None  # every delivery to a healthy endpoint finished
     fault_marks: list[tuple[str, float, float]] = field(default_factory=list)
+    failing_subscriptions: list[str] = field(default_factory=list)  # failing and hanging ones
+    waited_on_failing: float = 0.0
+    delivery_timeout: str = DELIVERY_TIMEOUT
+    failing_settle_seconds: int = FAILING_SETTLE_SECONDS
 
     def at(self) -> float:
         return time.monotonic() - self.started
@@ -115,7 +129,7 @@ def _environment(workdir: Path, redis_url: str) -> tuple[dict[str, str], str]:
         "REDIS_URL": redis_url,
         "HOOKLINE_RETRY_SCHEDULE": RETRY_SCHEDULE,
         "HOOKLINE_SWEEP_INTERVAL": "2",
-        "HOOKLINE_DELIVERY_TIMEOUT": "5",
+        "HOOKLINE_DELIVERY_TIMEOUT": DELIVERY_TIMEOUT,
         "HOOKLINE_ALLOW_PRIVATE_TARGETS": "true",
         "HOOKLINE_QUEUE_PREFIX": "hookline-soak",
     }
@@ -149,7 +163,9 @@ def _publisher(app, tenant_ids: list[str], plan: Plan, run: Run, stop: threading
             db.session.remove()
 
 
-def _status_counts() -> dict[str, int]:
+def _status_counts(failing_subscriptions: list[str]) -> dict[str, int]:
+    """Deliveries by status, and (key "failing_pending") how many of the pending ones are to
+    failing or hanging endpoints."""
     from sqlalchemy import func, select
 
     from portal.extensions import db
@@ -157,6 +173,11 @@ def _status_counts() -> dict[str, int]:
 
     counts = dict(
         db.session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
+    )
+    counts["failing_pending"] = db.session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(Delivery.status == "pending", Delivery.subscription_id.in_(failing_subscriptions))
     )
     db.session.rollback()
     return counts
@@ -188,7 +209,8 @@ def _drive(plan: Plan, app, redis_server, workers: Workers, run: Run, deadline: 
     last_print = 0.0
     with app.app_context():
         while True:
-            counts = _status_counts()
+            counts = _status_counts(run.failing_subscriptions)
+            failing_pending = counts.pop("failing_pending")
             finished = sum(n for status, n in counts.items() if status != "pending")
             run.samples.append((run.at(), finished, counts))
             run.loads.append(os.getloadavg()[0])
@@ -204,10 +226,17 @@ def _drive(plan: Plan, app, redis_server, workers: Workers, run: Run, deadline: 
             done = run.publish_ended is not None and run.published == plan.tenants * (
                 plan.events_per_tenant
             )
-            if done and finished == plan.deliveries:
+            if done and run.finished_at is None and finished + failing_pending == plan.deliveries:
                 run.finished_at = run.at()
-                run.note(f"all {finished} deliveries finished; nothing pending")
-                break
+                run.note(
+                    f"{finished} deliveries finished, {failing_pending} to failing or hanging "
+                    f"endpoints pending; waiting at most {FAILING_SETTLE_SECONDS} s for those"
+                )
+            if run.finished_at is not None:
+                run.waited_on_failing = run.at() - run.finished_at
+                if not failing_pending or run.waited_on_failing >= FAILING_SETTLE_SECONDS:
+                    run.note(f"{finished} finished; {failing_pending} pending (failing, hanging)")
+                    break
             if run.errors and run.publish_ended is not None and not done:
                 run.note("publishing failed; stopping")
                 break
@@ -222,7 +251,14 @@ def _drive(plan: Plan, app, redis_server, workers: Workers, run: Run, deadline: 
         db.session.remove()
 
 
-def _setup(plan: Plan, env: dict[str, str], database_url: str, receivers: Receivers, run: Run):
+def _setup(
+    plan: Plan,
+    env: dict[str, str],
+    database_url: str,
+    receivers: Receivers,
+    hang: HangServer,
+    run: Run,
+):
     """Migrate a fresh database, create tenants and endpoints; returns (app, tenant ids)."""
     os.environ.update({k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"})
     from flask_migrate import upgrade
@@ -254,15 +290,23 @@ def _setup(plan: Plan, env: dict[str, str], database_url: str, receivers: Receiv
                 endpoints.append((tenant_ids[-1], path))
         receivers.secrets_file.write_text(json.dumps(secrets))
         receivers.start()
+        failing = []
         for tenant_id, path in endpoints:
-            subscription_service.create(
-                tenant_id, url=receivers.url(path), events=[EVENT_TYPE], secret=secrets[path]
+            hangs = path.startswith("/hang/")
+            subscription, _ = subscription_service.create(
+                tenant_id,
+                url=hang.url(path) if hangs else receivers.url(path),
+                events=[EVENT_TYPE],
+                secret=secrets[path],
             )
+            if path.startswith(("/hang/", "/fail/")):
+                failing.append(subscription)
         db.session.commit()
+        run.failing_subscriptions = [subscription.id for subscription in failing]
         db.session.remove()
     run.note(
         f"{plan.tenants} tenants, {plan.endpoints} endpoints on {database_url.split(':')[0]}; "
-        f"receivers on port {receivers.port}"
+        f"receivers on port {receivers.port}, the hanging ones on port {hang.port}"
     )
     return app, tenant_ids
 
@@ -284,11 +328,13 @@ def main() -> int:
     worker_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}
     (workdir / "metrics").mkdir()
     receivers = Receivers(workdir / "secrets.json", workdir)
+    hang = HangServer(workdir / "hang.log", lifetime=DEADLINE_SECONDS + 120)
     workers = Workers(worker_env, workdir)
     stop = threading.Event()
     result = None
     try:
-        app, tenant_ids = _setup(plan, env, database_url, receivers, run)
+        hang.start()
+        app, tenant_ids = _setup(plan, env, database_url, receivers, hang, run)
         for slot in range(WORKERS):
             workers.start(slot)
         run.note(f"{WORKERS} workers started; publishing {plan.tenants * plan.events_per_tenant}"
@@ -301,11 +347,12 @@ def main() -> int:
         stop.set()
         publisher.join(30)
         workers.stop_all()
-        result = report.collect(app, plan, run, receivers, workdir, database_url)
+        result = report.collect(app, plan, run, receivers, hang, workdir, database_url)
     finally:
         stop.set()
         workers.stop_all()
         receivers.stop()
+        hang.stop()
         redis_server.kill()
     text = report.render(result, quick)
     print(text)
