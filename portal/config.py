@@ -14,9 +14,15 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
+from dispatcher.connection import ConfigError
 
-class ConfigError(RuntimeError):
-    """The environment cannot make a working app (a production setting is missing or invalid)."""
+__all__ = ["ConfigError", "load_config"]
+
+# Production must name its servers: no key is generated, no embedded Redis is started.
+PRODUCTION_REQUIRED = ("SECRET_KEY", "HOOKLINE_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL")
+# Connecting to PostgreSQL gives up after this many seconds, so a request during an outage is
+# answered 503 promptly instead of waiting on the operating system's TCP timeout.
+DATABASE_CONNECT_TIMEOUT = 3
 
 
 def parse_bool(value: str | None, default: bool, name: str = "the setting") -> bool:
@@ -79,11 +85,7 @@ def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, An
         raise ConfigError(f"HOOKLINE_ENV must be 'development' or 'production', got {env!r}")
     production = env == "production"
     if production:
-        missing = [
-            name
-            for name in ("SECRET_KEY", "HOOKLINE_ENCRYPTION_KEY", "DATABASE_URL")
-            if not (environ.get(name) or "").strip()
-        ]
+        missing = [name for name in PRODUCTION_REQUIRED if not (environ.get(name) or "").strip()]
         if missing:
             raise ConfigError(
                 "HOOKLINE_ENV=production needs these environment variables set: "
@@ -115,7 +117,7 @@ def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, An
         "HOOKLINE_ENV": env,
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "REDIS_URL": environ.get("REDIS_URL") or None,
+        "REDIS_URL": (environ.get("REDIS_URL") or "").strip() or None,
         "HOOKLINE_EMBEDDED_REDIS_PATH": str(instance_path / "redis.db"),
         "HOOKLINE_ENCRYPTION_KEY": encryption_key,
         "HOOKLINE_RETRY_SCHEDULE": parse_schedule(environ.get("HOOKLINE_RETRY_SCHEDULE")),
@@ -172,6 +174,17 @@ def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, An
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": production,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
-        # A ping per checkout finds PostgreSQL connections broken by a restart; SQLite needs none.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": not database_url.startswith("sqlite")},
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(database_url),
     }
+
+
+def _engine_options(database_url: str) -> dict[str, Any]:
+    """Pool settings: a ping per checkout finds PostgreSQL connections broken by a restart, and
+    a short connect timeout turns an unreachable server into a prompt error (SQLite needs
+    neither: it opens a file)."""
+    if database_url.startswith("sqlite"):
+        return {"pool_pre_ping": False}
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if database_url.startswith("postgresql+psycopg://"):
+        options["connect_args"] = {"connect_timeout": DATABASE_CONNECT_TIMEOUT}
+    return options

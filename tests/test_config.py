@@ -1,5 +1,5 @@
 """Settings: DESIGN's "Exact names" defaults, generated keys kept in instance/, and the refusal
-to run production without its keys."""
+to run production without its keys and servers (no embedded Redis is ever started there)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from flask import session
+from flask import Flask, session
 
+from dispatcher import connection
 from dispatcher.connection import get_redis
 from portal import create_app
 from portal.config import ConfigError, load_config
@@ -18,7 +19,7 @@ from portal.services import ServiceError
 from portal.services import subscriptions as subscription_service
 from tests.factories import make_tenant
 
-PRODUCTION_KEYS = ("SECRET_KEY", "HOOKLINE_ENCRYPTION_KEY", "DATABASE_URL")
+PRODUCTION_KEYS = ("SECRET_KEY", "HOOKLINE_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL")
 
 
 def _production_environ(**overrides: str) -> dict[str, str]:
@@ -27,6 +28,7 @@ def _production_environ(**overrides: str) -> dict[str, str]:
         "SECRET_KEY": "a-long-production-secret",
         "HOOKLINE_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "DATABASE_URL": "postgresql://hookline@db.internal:5432/hookline",
+        "REDIS_URL": "redis://redis.internal:6379/0",
     }
     environ.update(overrides)
     return environ
@@ -175,6 +177,9 @@ def test_production_defaults_are_safe(tmp_path: Path) -> None:
     assert config["SESSION_COOKIE_SECURE"] is True
     assert config["REMEMBER_COOKIE_SECURE"] is True
     assert config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
+    assert config["REDIS_URL"] == "redis://redis.internal:6379/0"
+    # An unreachable database fails a request within seconds (answered 503), not minutes.
+    assert config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"] == {"connect_timeout": 3}
     assert list(tmp_path.iterdir()) == []  # production never writes keys to disk
 
 
@@ -187,6 +192,54 @@ def test_create_app_refuses_production_without_keys(
 
     with pytest.raises(ConfigError, match="SECRET_KEY, HOOKLINE_ENCRYPTION_KEY"):
         create_app({"TESTING": True})
+
+
+@pytest.fixture
+def no_embedded_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if anything tries to start the embedded Redis."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the embedded Redis was started")
+
+    monkeypatch.setattr(connection, "ensure_embedded_redis", refuse)
+
+
+@pytest.mark.usefixtures("no_embedded_redis")
+def test_create_app_refuses_production_without_redis_url(
+    test_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOKLINE_ENV", "production")
+    monkeypatch.delenv("REDIS_URL")
+
+    with pytest.raises(ConfigError) as raised:
+        create_app({"TESTING": True})
+
+    assert str(raised.value) == (
+        "HOOKLINE_ENV=production needs these environment variables set: REDIS_URL"
+    )
+
+
+@pytest.mark.usefixtures("no_embedded_redis")
+@pytest.mark.parametrize("env", [None, "production"])
+def test_only_development_and_tests_start_the_embedded_redis(env: str | None) -> None:
+    # A host app that mounts the dispatcher without load_config() gets the same refusal.
+    host = Flask("host")
+    if env:
+        host.config["HOOKLINE_ENV"] = env
+
+    with pytest.raises(ConfigError, match="REDIS_URL must be set outside development"):
+        connection.init_app(host)
+
+    assert "hookline.redis" not in host.extensions
+
+
+def test_development_and_tests_may_start_the_embedded_redis() -> None:
+    development, testing = Flask("dev"), Flask("tests")
+    development.config["HOOKLINE_ENV"] = "development"
+    testing.config.update(HOOKLINE_ENV="production", TESTING=True)
+
+    assert connection.may_embed(development)
+    assert connection.may_embed(testing)
 
 
 @pytest.fixture
