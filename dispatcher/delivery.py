@@ -101,7 +101,7 @@ def _prepare(claims: list[Claim]) -> tuple[list[tuple[Outcome, tuple]], list[Out
     now = clock.now()
     timestamp = int(time.time())
     bodies: dict[str, bytes] = {}
-    keys: dict[str, list[bytes]] = {}
+    keys: dict[str, list[signing.SigningKey]] = {}
     ready: list[tuple[Outcome, tuple]] = []
     unsendable: list[Outcome] = []
     for claim in claims:
@@ -112,7 +112,7 @@ def _prepare(claims: list[Claim]) -> tuple[list[tuple[Outcome, tuple]], list[Out
             continue
         if subscription.id not in keys:
             keys[subscription.id] = [
-                signing.secret_key_bytes(s.secret)
+                signing.signing_key(s.secret)  # HMAC (v1) or ed25519 (v1a), by the key's prefix
                 for s in signing.valid_secrets(_stored_secrets(subscription.secrets_encrypted), now)
             ]
         body = bodies.get(event.id)

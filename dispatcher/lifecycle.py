@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from dispatcher import clock
+from dispatcher import clock, notices
 from portal.extensions import db
 from portal.models import Delivery, Subscription
 
@@ -15,8 +15,6 @@ def disable(subscription: Subscription, reason: str) -> None:
     Runs in the caller's transaction. Pending deliveries become `cancelled` (recover brings
     them back after re-enabling), so nothing stays stuck in `pending`.
     """
-    from dispatcher.publishing import publish  # publish imports this module's siblings
-
     now = clock.now()
     subscription.is_active = False
     subscription.disabled_reason = reason
@@ -28,21 +26,14 @@ def disable(subscription: Subscription, reason: str) -> None:
         .execution_options(synchronize_session=False)
     )
     db.session.flush()
-    publish(
-        "endpoint.disabled",
-        {
-            "endpoint_id": subscription.id,
-            "url": subscription.url,
-            "reason": reason,
-            "disabled_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
-        tenant_id=subscription.tenant_id,
-    )
+    notices.disabled(subscription, reason)
 
 
 def enable(subscription: Subscription) -> None:
-    """Re-enable an endpoint; its failure clock starts afresh."""
+    """Re-enable an endpoint (and tell the tenant's other endpoints); its failure clock starts
+    afresh."""
     subscription.is_active = True
     subscription.disabled_reason = None
     subscription.disabled_at = None
     subscription.failing_since = None
+    notices.enabled(subscription)

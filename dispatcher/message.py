@@ -57,7 +57,7 @@ def headers_for(
     event_type: str,
     attempt_number: int,
     body: bytes,
-    keys: list[bytes],
+    keys: list[signing.SigningKey],
     timestamp: int,
     custom: dict[str, str] | None = None,
 ) -> dict[str, str]:

@@ -12,9 +12,11 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import bindparam, insert, update
 
-from dispatcher import clock, health, lifecycle, metrics, queues
+from dispatcher import clock, health, lifecycle, metrics, notices, queues
 from dispatcher.claims import Claim
+from dispatcher.filters import is_operational
 from dispatcher.http import Response
+from dispatcher.message import format_timestamp
 from portal.extensions import db
 from portal.ids import new_id
 from portal.models import Attempt, Delivery, Subscription
@@ -110,6 +112,7 @@ def record(outcomes: list[Outcome]) -> None:
             [{("b_id" if key == "id" else key): value for key, value in s.items()} for s in states],
         )
         transitions = _record_health(attempted, schedule)
+        _notify(attempted, states, transitions)
     for o in cancelled:
         db.session.execute(
             update(Delivery)
@@ -128,6 +131,47 @@ def record(outcomes: list[Outcome]) -> None:
         queues.schedule_drain(when)
     if any(new == health.HEALTHY for _, _, new in transitions):
         queues.kick()  # a breaker closed: its backlog may go now
+
+
+def _notify(
+    attempted: list[Outcome], states: list[dict], transitions: list[tuple[str, str, str]]
+) -> None:
+    """Publish, in this transaction, the operational events these attempts call for: deliveries
+    that failed for good, endpoints whose breaker opened or closed. Attempts that carried an
+    operational event (or a test) cause none, so a failing receiver of `endpoint.*` events
+    cannot feed a loop of events about itself and its peers."""
+    counted = [o for o in attempted if not o.claim.is_test]
+    real = [o for o in counted if not is_operational(o.claim.event_type)]
+    by_id = {s["id"]: s for s in states}
+    for o in real:
+        if o.claim.trigger == "auto" and by_id[o.claim.id]["status"] == "failed":
+            subscription = db.session.get(Subscription, o.claim.subscription_id)
+            if subscription is not None:
+                notices.delivery_failed(subscription, _failure(o))
+    caused_by_real = {o.claim.subscription_id for o in real}
+    for subscription_id, old, new in transitions:
+        if subscription_id not in caused_by_real:
+            continue
+        subscription = db.session.get(Subscription, subscription_id)
+        if subscription is None:
+            continue
+        if new == health.FAILING and old != health.FAILING:
+            notices.failing(subscription)
+        elif old == health.FAILING and new != health.FAILING:
+            notices.recovered(subscription)
+
+
+def _failure(o: Outcome) -> dict:
+    """The `endpoint.delivery_failed` details of one delivery's last attempt."""
+    return {
+        "delivery_id": o.claim.id,
+        "event_id": o.claim.event_id,
+        "event_type": o.claim.event_type,
+        "attempts": o.claim.attempt_number,
+        "last_response_status": o.response.status,
+        "last_error": o.response.error,
+        "failed_at": format_timestamp(o.response.started_at or clock.now()),
+    }
 
 
 def _record_health(attempted: list[Outcome], schedule: list[int]) -> list[tuple[str, str, str]]:

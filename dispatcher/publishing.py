@@ -29,7 +29,7 @@ from dispatcher.errors import (
     PayloadTooLarge,
     UnknownEventType,
 )
-from dispatcher.filters import matches
+from dispatcher.filters import data_filter_matches, matches
 from portal import extensions
 from portal.ids import new_id
 from portal.models import Delivery, Event, EventType, Subscription
@@ -134,6 +134,30 @@ def publish(
     A rollback leaves nothing. Raises a PublishError subclass, having written nothing, when the
     event is refused.
     """
+    event = _publish(event_type, data, tenant_id, idempotency_key, db, skip=None)
+    assert event is not None
+    return event
+
+
+def publish_about(
+    event_type: str, data: dict[str, Any], *, tenant_id: str, about: str
+) -> Event | None:
+    """Publish an operational event about the endpoint `about` to the tenant's *other*
+    endpoints: telling an endpoint about itself could loop (a failure reported to the endpoint
+    that fails). Same transaction rules as `publish`, but nothing is written (None) when no
+    endpoint wants it: a tenant that does not listen should not store a row per failure."""
+    return _publish(event_type, data, tenant_id, None, None, skip=about, only_if_wanted=True)
+
+
+def _publish(
+    event_type: str,
+    data: dict[str, Any],
+    tenant_id: str,
+    idempotency_key: str | None,
+    db: Session | None,
+    skip: str | None,
+    only_if_wanted: bool = False,
+) -> Event | None:
     session = db if db is not None else extensions.db.session()
     if idempotency_key is not None and (
         not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255
@@ -159,7 +183,7 @@ def publish(
     # write lock from its first write to its commit, and workers wait for it.
     endpoints = Subscription.__table__.c
     subscriptions = session.execute(
-        select(endpoints.id, endpoints.events).where(
+        select(endpoints.id, endpoints.events, endpoints.data_filter).where(
             endpoints.tenant_id == tenant_id, endpoints.is_active.is_(True)
         )
     ).all()
@@ -185,9 +209,13 @@ def publish(
             "created_at": event.created_at,
             "updated_at": event.created_at,
         }
-        for sub_id, event_filter in subscriptions
-        if matches(event_filter or [], event_type)
+        for sub_id, event_filter, data_filter in subscriptions
+        if sub_id != skip
+        and matches(event_filter or [], event_type)
+        and data_filter_matches(sub_id, data_filter, data)
     ]
+    if only_if_wanted and not rows:
+        return None
     session.execute(insert(Event.__table__), values)
     if rows:
         session.execute(insert(Delivery.__table__), rows)

@@ -1,8 +1,15 @@
-"""Standard Webhooks signing secrets: making, checking, signing with, and storing them encrypted.
+"""Standard Webhooks signing keys: making, checking, signing with, and storing them encrypted.
 
-A secret is `whsec_` + base64 of random bytes; the HMAC key is the decoded part. Each
-subscription keeps its secrets as one Fernet token (a JSON list, primary first), so the database
-never holds a secret in the clear.
+Two schemes, per endpoint:
+- `hmac` (spec `v1`): a secret is `whsec_` + base64 of random bytes; the HMAC-SHA256 key is the
+  decoded part, and the consumer holds the same secret.
+- `ed25519` (spec `v1a`): Hookline keeps a private key, `whsk_` + base64 of the 32-byte seed; the
+  consumer holds only its public key, `whpk_` + base64 of the 32 raw public-key bytes, so a
+  leaked verifier cannot forge a delivery.
+
+Each subscription keeps its keys as one Fernet token (a JSON list, primary first), so the
+database never holds a secret in the clear. A key's prefix says its scheme, so during a rotation
+from one scheme to the other each key signs in its own.
 """
 
 from __future__ import annotations
@@ -16,12 +23,24 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from flask import current_app
 
 from dispatcher.errors import InvalidSecret
 
 SECRET_PREFIX = "whsec_"
+PRIVATE_KEY_PREFIX = "whsk_"
+PUBLIC_KEY_PREFIX = "whpk_"
+HMAC, ED25519 = "hmac", "ed25519"
+SCHEMES = (HMAC, ED25519)
 MAX_OLD_SECRETS = 10
 MAX_GRACE = timedelta(days=7)
 
@@ -34,9 +53,73 @@ class StoredSecret:
     expires_at: datetime | None = None
 
 
+# What signs: HMAC key bytes (v1) or an ed25519 private key (v1a).
+SigningKey = bytes | Ed25519PrivateKey
+
+
 def generate_secret() -> str:
     """A new secret: `whsec_` + base64 of 32 random bytes."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def generate_private_key() -> str:
+    """A new ed25519 private key: `whsk_` + base64 of its 32-byte seed."""
+    # Raw and unencrypted here: the caller stores it inside the Fernet token at once.
+    seed = Ed25519PrivateKey.generate().private_bytes(
+        Encoding.Raw, PrivateFormat.Raw, NoEncryption()
+    )
+    return PRIVATE_KEY_PREFIX + base64.b64encode(seed).decode()
+
+
+def generate_key(scheme: str) -> str:
+    """A new primary key for `scheme`: a `whsec_` secret or a `whsk_` private key."""
+    return generate_private_key() if scheme == ED25519 else generate_secret()
+
+
+def scheme_of(secret: str) -> str:
+    """The scheme a stored key signs with, read from its prefix."""
+    return ED25519 if secret.startswith(PRIVATE_KEY_PREFIX) else HMAC
+
+
+def private_key(secret: str) -> Ed25519PrivateKey:
+    """The ed25519 key inside a `whsk_` key; raises InvalidSecret when it is malformed."""
+    if not isinstance(secret, str) or not secret.startswith(PRIVATE_KEY_PREFIX):
+        raise InvalidSecret("an ed25519 private key starts with 'whsk_' followed by base64")
+    try:
+        seed = base64.b64decode(secret[len(PRIVATE_KEY_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidSecret("the part after 'whsk_' is not valid base64") from None
+    if len(seed) == 64:  # seed followed by the public key, as some libraries write it
+        seed = seed[:32]
+    if len(seed) != 32:
+        raise InvalidSecret("an ed25519 private key holds a 32-byte seed")
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def public_key(secret: str) -> str:
+    """The `whpk_` public key a consumer verifies `v1a` signatures of a `whsk_` key with."""
+    raw = private_key(secret).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return PUBLIC_KEY_PREFIX + base64.b64encode(raw).decode()
+
+
+def verification_key(secret: str) -> str:
+    """What the consumer verifies with: the `whsec_` secret itself, or the `whpk_` public key
+    of a `whsk_` private key (which never leaves Hookline)."""
+    return public_key(secret) if scheme_of(secret) == ED25519 else secret
+
+
+def check_key(secret: str, scheme: str) -> str:
+    """`secret` if it is a valid key of `scheme`; raises InvalidSecret otherwise."""
+    if scheme == ED25519:
+        private_key(secret)
+    else:
+        secret_key_bytes(secret)
+    return secret
+
+
+def signing_key(secret: str) -> SigningKey:
+    """The key that signs with `secret`: HMAC bytes for `whsec_`, a private key for `whsk_`."""
+    return private_key(secret) if scheme_of(secret) == ED25519 else secret_key_bytes(secret)
 
 
 def secret_key_bytes(secret: str) -> bytes:
@@ -52,14 +135,35 @@ def secret_key_bytes(secret: str) -> bytes:
     return key
 
 
-def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    """One Standard Webhooks v1 signature of `{id}.{timestamp}.{body}`."""
+def sign(key: SigningKey, msg_id: str, timestamp: int, body: bytes) -> str:
+    """One Standard Webhooks signature of `{id}.{timestamp}.{body}`: `v1,` + base64 HMAC-SHA256
+    for an HMAC key, `v1a,` + base64 ed25519 signature for a private key."""
     signed = f"{msg_id}.{timestamp}.".encode() + body
+    if isinstance(key, Ed25519PrivateKey):
+        return "v1a," + base64.b64encode(key.sign(signed)).decode()
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
 
-def signature_header(keys: list[bytes], msg_id: str, timestamp: int, body: bytes) -> str:
+def verify_v1a(public: str, msg_id: str, timestamp: int, body: bytes, header: str) -> bool:
+    """True if one `v1a,` signature in `header` verifies with the `whpk_` key `public` (what a
+    consumer does; used by tests and the docs' examples)."""
+    raw = base64.b64decode(public.removeprefix(PUBLIC_KEY_PREFIX))
+    verifier = Ed25519PublicKey.from_public_bytes(raw)
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    for part in header.split():
+        version, _, signature = part.partition(",")
+        if version != "v1a":
+            continue
+        try:
+            verifier.verify(base64.b64decode(signature), signed)
+            return True
+        except (InvalidSignature, binascii.Error, ValueError):
+            continue
+    return False
+
+
+def signature_header(keys: list[SigningKey], msg_id: str, timestamp: int, body: bytes) -> str:
     """The `webhook-signature` value: one signature per valid key, space-separated."""
     return " ".join(sign(key, msg_id, timestamp, body) for key in keys)
 

@@ -51,6 +51,10 @@ class Subscription(db.Model):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(500))
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Optional filter on the event's data (dispatcher/filters.py); None: every event of its types.
+    data_filter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # hmac (whsec_ secrets, v1 signatures) or ed25519 (whsk_ private keys, v1a signatures).
+    signature_scheme: Mapped[str] = mapped_column(String(16), default="hmac", server_default="hmac")
     # Fernet token of a JSON list of {"secret", "expires_at"}; the first entry is the primary.
     secrets_encrypted: Mapped[str] = mapped_column(Text)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

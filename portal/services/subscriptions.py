@@ -9,8 +9,9 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from dispatcher import actions, clock, lifecycle, signing
+from dispatcher import actions, clock, lifecycle, notices, signing
 from dispatcher.errors import InvalidSecret, TargetRefused, UnknownEventType
+from dispatcher.filters import FilterError, compile_filter
 from dispatcher.health import EndpointHealth, describe
 from dispatcher.message import is_reserved_header
 from dispatcher.ssrf import check_target
@@ -124,14 +125,63 @@ def check_rate_limit(rate_limit: Any) -> int | None:
     return rate_limit
 
 
-def _check_secret(secret: Any) -> str:
-    if secret is None:
-        return signing.generate_secret()
+def check_data_filter(spec: Any) -> dict[str, Any] | None:
+    """A filter on the event data (grammar and limits in dispatcher/filters.py), or None for
+    none; the error names the part at fault, like `data_filter.$or[1].amount.$gte`."""
+    if spec is None:
+        return None
     try:
-        signing.secret_key_bytes(secret)
+        compile_filter(spec)
+    except FilterError as exc:
+        where = _join_where(exc.where)
+        raise ServiceError(f"{where}: {exc.problem}", field="data_filter") from None
+    return spec
+
+
+def _join_where(where: str) -> str:
+    if not where:
+        return "data_filter"
+    return f"data_filter{where}" if where.startswith("[") else f"data_filter.{where}"
+
+
+def try_data_filter(spec: Any, data: Any) -> bool:
+    """Whether `spec` would select an event carrying `data` (the portal's and the API's "try
+    it"); the filter is checked exactly as when it is saved."""
+    if spec is None:
+        raise ServiceError("give a filter to try", field="data_filter")
+    check_data_filter(spec)
+    if not isinstance(data, dict):
+        raise ServiceError("the example data must be a JSON object", field="data")
+    return compile_filter(spec)(data)
+
+
+def check_signature_scheme(scheme: Any) -> str:
+    """`hmac` (the default) or `ed25519`."""
+    if scheme is None:
+        return signing.HMAC
+    if scheme not in signing.SCHEMES:
+        raise ServiceError(
+            f"the signature scheme must be one of {', '.join(signing.SCHEMES)}",
+            field="signature_scheme",
+        )
+    return scheme
+
+
+def _check_secret(secret: Any, scheme: str) -> str:
+    if secret is None:
+        return signing.generate_key(scheme)
+    try:
+        return signing.check_key(secret, scheme)
     except InvalidSecret as exc:
         raise ServiceError(str(exc), field="secret") from None
-    return secret
+
+
+def public_key(subscription: Subscription) -> str | None:
+    """The `whpk_` key that verifies an ed25519 endpoint's deliveries (None for hmac)."""
+    if subscription.signature_scheme != signing.ED25519:
+        return None
+    primary = signing.decrypt_secrets(subscription.secrets_encrypted)[0].secret
+    return signing.public_key(primary) if signing.scheme_of(primary) == signing.ED25519 else None
 
 
 def get(tenant_id: str, subscription_id: str) -> Subscription:
@@ -168,8 +218,12 @@ def create(
     headers: Any = None,
     secret: Any = None,
     rate_limit: Any = None,
+    data_filter: Any = None,
+    signature_scheme: Any = None,
 ) -> tuple[Subscription, str]:
-    """A new endpoint and its signing secret (returned this once; revealable later)."""
+    """A new endpoint and the key its consumer verifies with (returned this once; revealable
+    later): the `whsec_` secret, or for ed25519 the `whpk_` public key (the private key stays)."""
+    scheme = check_signature_scheme(signature_scheme)
     subscription = Subscription(
         tenant_id=tenant_id,
         url=check_url(url),
@@ -177,34 +231,53 @@ def create(
         description=check_description(description),
         headers=check_headers(headers),
         rate_limit=check_rate_limit(rate_limit),
+        data_filter=check_data_filter(data_filter),
+        signature_scheme=scheme,
     )
-    plain = _check_secret(secret)
+    plain = _check_secret(secret, scheme)
     subscription.secrets_encrypted = signing.encrypt_secrets([signing.StoredSecret(plain)])
     db.session.add(subscription)
     db.session.flush()
-    return subscription, plain
+    notices.created(subscription)
+    return subscription, signing.verification_key(plain)
 
 
 def update(tenant_id: str, subscription_id: str, changes: dict[str, Any]) -> Subscription:
-    """Change url, events, description, headers, rate_limit (None removes it) or is_active;
-    each is checked like at create."""
+    """Change url, events, description, headers, rate_limit (None removes it), data_filter
+    (None removes it), signature_scheme or is_active; each is checked like at create.
+
+    A new signature scheme is a rotation: a key of the new scheme becomes primary and the old
+    key keeps signing for the default grace period. `endpoint.updated` names what changed
+    (enabling and disabling have events of their own)."""
     subscription = get(tenant_id, subscription_id)
-    if "url" in changes:
-        subscription.url = check_url(changes["url"])
-    if "events" in changes:
-        subscription.events = check_filter(tenant_id, changes["events"])
-    if "description" in changes:
-        subscription.description = check_description(changes["description"])
-    if "headers" in changes:
-        subscription.headers = check_headers(changes["headers"])
-    if "rate_limit" in changes:
-        subscription.rate_limit = check_rate_limit(changes["rate_limit"])
+    checks = {
+        "url": check_url,
+        "events": lambda value: check_filter(tenant_id, value),
+        "description": check_description,
+        "headers": check_headers,
+        "rate_limit": check_rate_limit,
+        "data_filter": check_data_filter,
+    }
+    changed: list[str] = []
+    for name, check in checks.items():
+        if name in changes:
+            value = check(changes[name])
+            if getattr(subscription, name) != value:
+                setattr(subscription, name, value)
+                changed.append(name)
+    if "signature_scheme" in changes:
+        scheme = check_signature_scheme(changes["signature_scheme"])
+        if scheme != subscription.signature_scheme:
+            _rotate(subscription, scheme, DEFAULT_GRACE)
+            changed.append("signature_scheme")
     if "is_active" in changes:
         if not isinstance(changes["is_active"], bool):
             raise ServiceError("is_active must be true or false", field="is_active")
         set_active(tenant_id, subscription_id, changes["is_active"])
     subscription.updated_at = clock.now()
     db.session.flush()
+    if changed:
+        notices.updated(subscription, changed)
     return subscription
 
 
@@ -220,22 +293,28 @@ def set_active(tenant_id: str, subscription_id: str, active: bool) -> Subscripti
 
 
 def delete(tenant_id: str, subscription_id: str) -> None:
-    """Delete an endpoint with its delivery history."""
-    db.session.delete(get(tenant_id, subscription_id))
+    """Delete an endpoint with its delivery history (its `endpoint.deleted` goes to the
+    tenant's other endpoints)."""
+    subscription = get(tenant_id, subscription_id)
+    notices.deleted(subscription)
+    db.session.delete(subscription)
     db.session.flush()
 
 
 def reveal_secret(tenant_id: str, subscription_id: str) -> str:
-    """The primary signing secret."""
+    """What the consumer verifies with: the primary `whsec_` secret, or for ed25519 the
+    primary key's `whpk_` public key (the private key never leaves Hookline)."""
     subscription = get(tenant_id, subscription_id)
-    return signing.decrypt_secrets(subscription.secrets_encrypted)[0].secret
+    primary = signing.decrypt_secrets(subscription.secrets_encrypted)[0].secret
+    return signing.verification_key(primary)
 
 
 def rotate_secret(
     tenant_id: str, subscription_id: str, grace_seconds: Any = None
 ) -> tuple[str, datetime | None]:
-    """Make a new primary secret; the old one keeps signing for the grace period (0–7 days).
-    Returns the new secret and when the previous one stops signing."""
+    """Make a new primary key of the endpoint's scheme; the old one keeps signing for the grace
+    period (0–7 days). Returns what the consumer now verifies with (see `reveal_secret`) and
+    when the previous key stops signing."""
     subscription = get(tenant_id, subscription_id)
     if grace_seconds is None:
         grace = DEFAULT_GRACE
@@ -250,15 +329,25 @@ def rotate_secret(
         )
     else:
         grace = timedelta(seconds=grace_seconds)
+    new_secret, previous = _rotate(subscription, subscription.signature_scheme, grace)
+    return signing.verification_key(new_secret), previous
+
+
+def _rotate(
+    subscription: Subscription, scheme: str, grace: timedelta
+) -> tuple[str, datetime | None]:
+    """A new primary key of `scheme`; the old keys sign on for `grace`, each in its own scheme."""
     now = clock.now()
-    new_secret = signing.generate_secret()
+    new_secret = signing.generate_key(scheme)
     stored = signing.rotated(
         signing.decrypt_secrets(subscription.secrets_encrypted), new_secret, grace, now
     )
     subscription.secrets_encrypted = signing.encrypt_secrets(stored)
+    subscription.signature_scheme = scheme
     subscription.updated_at = now
     db.session.flush()
     previous = stored[1].expires_at if len(stored) > 1 else None
+    notices.secret_rotated(subscription, previous)
     return new_secret, previous
 
 
