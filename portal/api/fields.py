@@ -9,6 +9,7 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 from dispatcher.message import format_timestamp
+from portal.services.inputs import moment_problem, text_problem
 
 
 class Timestamp(fields.AwareDateTime):
@@ -24,13 +25,10 @@ class Timestamp(fields.AwareDateTime):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         moment = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            moment = moment.astimezone(UTC)
-        except (OverflowError, ValueError):
-            raise ValidationError("Not a usable date-time.") from None
-        if not 1970 <= moment.year <= 9998:
-            raise ValidationError("The date-time must be between 1970 and 9998.")
-        return moment
+        problem = moment_problem(moment)  # the rule the portal's date filters share
+        if problem:
+            raise ValidationError(f"The date-time {problem}.")
+        return moment.astimezone(UTC)
 
 
 class WireTimestamp(fields.DateTime):
@@ -59,8 +57,7 @@ class Text(fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        if "\x00" in text:
-            raise ValidationError("Must not contain NUL characters.")
-        if self.line and not text.isprintable():
-            raise ValidationError("Must not contain control characters.")
+        problem = text_problem(text, line=self.line)  # the rule the portal's query strings share
+        if problem:
+            raise ValidationError(f"M{problem[1:]}.")
         return text

@@ -10,15 +10,11 @@ from dispatcher import actions
 from portal.extensions import db
 from portal.models import Attempt, Delivery, Subscription
 from portal.services import NotFound, ServiceError
-from portal.services.paging import Page, fetch_page
+from portal.services.inputs import check_line, check_moment
+from portal.services.paging import MAX_CURSOR_LENGTH, Page, fetch_page
 
 STATUSES = ("pending", "succeeded", "failed", "cancelled")
-
-
-def _check_time(value: datetime | None, field: str) -> datetime | None:
-    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-        raise ServiceError(f"{field} must be a date-time with a time zone", field=field)
-    return value
+MAX_EVENT_TYPE_LENGTH = 200
 
 
 def list_deliveries(
@@ -40,8 +36,12 @@ def list_deliveries(
     """
     if status is not None and status not in STATUSES:
         raise ServiceError(f"status must be one of {', '.join(STATUSES)}", field="status")
-    since = _check_time(since, "since")
-    until = _check_time(until, "until")
+    subscription_id = check_line(
+        subscription_id, "subscription_id", "subscription_id", MAX_CURSOR_LENGTH
+    )
+    event_type = check_line(event_type, "event_type", "event_type", MAX_EVENT_TYPE_LENGTH)
+    since = check_moment(since, "since")
+    until = check_moment(until, "until")
     if since and until and since > until:
         raise ServiceError("since must not be after until", field="since")
     query = select(Delivery).where(Delivery.tenant_id == tenant_id)

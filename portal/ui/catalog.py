@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from portal.extensions import db
-from portal.services import ServiceError, event_types
+from portal.services import ServiceError, event_types, inputs
 from portal.ui.common import protect, render, tenant_id
 from portal.ui.forms import CustomTypeForm, parse_json_object
 from portal.ui.picker import picker_groups
@@ -14,8 +14,23 @@ from portal.ui.picker import picker_groups
 bp = protect(Blueprint("catalog", __name__, url_prefix="/event-types"))
 
 
+MAX_SEARCH_LENGTH = 200
+
+
+def _search(errors: dict[str, str]) -> str:
+    """The catalog search (`q`), checked like any filter; an unusable one searches nothing."""
+    try:
+        query = inputs.check_line(
+            request.args.get("q", "").strip(), "q", "The search", MAX_SEARCH_LENGTH
+        )
+    except ServiceError as exc:
+        errors["search"] = exc.message
+        return ""
+    return (query or "").lower()
+
+
 def _page(form: CustomTypeForm, errors: dict[str, str]) -> tuple[str, int]:
-    query = request.args.get("q", "").strip().lower()
+    query = _search(errors)
     types = event_types.list_types(tenant_id())
     if query:
         types = [t for t in types if query in t.name or query in (t.description or "").lower()]

@@ -61,6 +61,6 @@ def safe_next(target: str | None, default: str) -> str:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return default
-    if "\\" in target:
-        return default
+    if "\\" in target or not target.isprintable():
+        return default  # a NUL or a line break has no place in a Location header
     return target

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask import Blueprint, flash, make_response, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from portal.extensions import db
 from portal.models import Delivery
-from portal.services import ServiceError, deliveries, event_types, events
+from portal.services import ServiceError, deliveries, event_types, events, inputs
 from portal.services import subscriptions as subscription_service
 from portal.services.paging import Page
 from portal.ui.common import protect, render, tenant_id
@@ -19,31 +19,33 @@ bp = protect(Blueprint("deliveries", __name__, url_prefix="/deliveries"))
 
 PAGE_SIZE = 25
 FILTERS = ("status", "endpoint_id", "event_type", "since", "until")
-TIME_FORMAT = "%Y-%m-%dT%H:%M"
+TIME_EXAMPLE = "2025-09-30T12:00"
 
 
-def _parse_time(value: str, label: str, errors: list[str]) -> datetime | None:
+def _parse_time(value: str, field: str, label: str, errors: list[str]) -> datetime | None:
     """A `datetime-local` value, read as UTC (the portal shows every time in UTC)."""
-    if not value:
-        return None
     try:
-        return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        errors.append(f"{label} must be a date and time like 2025-09-30T12:00")
+        return inputs.parse_moment(value, field, label, TIME_EXAMPLE)
+    except ServiceError as exc:
+        errors.append(exc.message)
         return None
 
 
 def _find(tid: str, args: dict[str, str], errors: list[str]) -> Page[Delivery] | None:
-    """One page of the log for the filters in `args`; problems go to `errors`."""
-    since = _parse_time(args["since"], "From", errors)
-    until = _parse_time(args["until"], "To", errors)
+    """One page of the log for the filters in `args`; problems go to `errors`.
+
+    Every value is checked by the rules the API's filters use (the service's), so a NUL, an
+    overlong value or an impossible date is a message on the page, never a failed query.
+    """
+    since = _parse_time(args["since"], "since", "From", errors)
+    until = _parse_time(args["until"], "until", "To", errors)
     if errors:
         return None
     try:
         return deliveries.list_deliveries(
             tid,
             limit=PAGE_SIZE,
-            cursor=request.args.get("cursor") or None,
+            cursor=args["cursor"] or None,
             status=args["status"] or None,
             subscription_id=args["endpoint_id"] or None,
             event_type=args["event_type"] or None,
@@ -59,10 +61,10 @@ def _find(tid: str, args: dict[str, str], errors: list[str]) -> Page[Delivery] |
 def index() -> Response:
     """The log, newest first; filter changes and paging swap only the results (HTMX)."""
     tid = tenant_id()
-    args = {name: request.args.get(name, "").strip() for name in FILTERS}
-    query = {name: value for name, value in args.items() if value}
+    filters = {name: request.args.get(name, "").strip() for name in FILTERS}
+    query = {name: value for name, value in filters.items() if value}
     errors: list[str] = []
-    page = _find(tid, args, errors)
+    page = _find(tid, {**filters, "cursor": request.args.get("cursor", "")}, errors)
     endpoints = subscription_service.list_for_tenant(tid, limit=100)
     response = make_response(
         render(
@@ -70,7 +72,7 @@ def index() -> Response:
             "deliveries/_results.html",
             page=page,
             errors=errors,
-            filters=args,
+            filters=filters,
             query=query,
             filtered=bool(query),
             paged=bool(request.args.get("cursor")),

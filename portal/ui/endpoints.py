@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 
 from dispatcher import clock
 from portal.extensions import db
-from portal.services import ServiceError, deliveries, event_types, stats
+from portal.services import ServiceError, deliveries, event_types, paging, stats
 from portal.services import subscriptions as subscription_service
 from portal.ui.common import protect, render, tenant_id, wants_partial
 from portal.ui.forms import (
@@ -38,16 +38,29 @@ RECENT_DELIVERIES = 10
 
 
 @bp.get("")
-def index() -> str:
-    """Every endpoint of the tenant with its status (disabled, or its health)."""
-    cursor = request.args.get("cursor") or None
+def index() -> tuple[str, int]:
+    """Every endpoint of the tenant with its status (disabled, or its health).
+
+    A cursor that is not one we handed out (the API's paging rule) shows the first page with
+    the reason, answered 400.
+    """
+    error = None
+    try:
+        cursor = paging.check_cursor(request.args.get("cursor"))
+    except ServiceError as exc:
+        cursor, error = None, exc.message
     rows = subscription_service.list_for_tenant(tenant_id(), limit=51, cursor=cursor)
     next_cursor = rows[49].id if len(rows) > 50 else None
     endpoints = rows[:50]
     health = {row.id: subscription_service.health(row) for row in endpoints}
-    return render(
-        "endpoints/index.html", endpoints=endpoints, health=health, next_cursor=next_cursor
+    page = render(
+        "endpoints/index.html",
+        endpoints=endpoints,
+        health=health,
+        next_cursor=next_cursor,
+        error=error,
     )
+    return page, 400 if error else 200
 
 
 def _form_page(form: EndpointForm, selected: list[str], errors: dict[str, str], endpoint=None):
