@@ -9,6 +9,22 @@ from dataclasses import dataclass
 from typing import Any
 
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
+_TIME = {"type": "string", "format": "date-time"}
+
+
+def _endpoint_schema(properties: dict[str, Any]) -> dict[str, Any]:
+    """The schema of an operational `endpoint.*` payload: which endpoint it is about (its id and
+    URL) plus the type's own fields, all of them always present."""
+    return {
+        "$schema": _DRAFT,
+        "type": "object",
+        "required": ["endpoint_id", "url", *properties],
+        "properties": {
+            "endpoint_id": {"type": "string", "pattern": "^sub_[0-9A-HJKMNP-TV-Z]{26}$"},
+            "url": {"type": "string", "format": "uri"},
+            **properties,
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -77,23 +93,44 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
     ),
     StandardEventType(
         name="endpoint.created",
-        description="Fires when a new webhook endpoint is added to the account.",
+        description=(
+            "Fires when a new webhook endpoint is added to the account. Like every endpoint.* "
+            "event it goes to the account's other endpoints that subscribe to it by name or "
+            "with endpoint.* ('*' leaves these out), never to the endpoint it is about."
+        ),
         example={
             "endpoint_id": "sub_01HXZ3K9M2QW8R7T5V4N6P1B0C",
             "url": "https://hooks.example.com/hookline",
             "event_types": ["invoice.created", "invoice.paid"],
+            "signature_scheme": "hmac",
             "created_at": "2024-05-14T09:12:44Z",
         },
+        schema=_endpoint_schema(
+            {
+                "event_types": {"type": "array", "items": {"type": "string"}},
+                "signature_scheme": {"enum": ["hmac", "ed25519"]},
+                "created_at": _TIME,
+            }
+        ),
     ),
     StandardEventType(
         name="endpoint.updated",
-        description="Fires when an endpoint's URL, description or event-type filter is changed.",
+        description=(
+            "Fires when an endpoint's settings change (URL, description, event types, data "
+            "filter, headers, rate limit or signature scheme); changed_fields names them."
+        ),
         example={
             "endpoint_id": "sub_01HXZ3K9M2QW8R7T5V4N6P1B0C",
             "url": "https://hooks.example.com/v2/hookline",
             "changed_fields": ["url"],
             "updated_at": "2024-05-15T11:02:09Z",
         },
+        schema=_endpoint_schema(
+            {
+                "changed_fields": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "updated_at": _TIME,
+            }
+        ),
     ),
     StandardEventType(
         name="endpoint.deleted",
@@ -103,12 +140,13 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
             "url": "https://hooks.example.com/hookline",
             "deleted_at": "2024-06-01T08:00:00Z",
         },
+        schema=_endpoint_schema({"deleted_at": _TIME}),
     ),
     StandardEventType(
         name="endpoint.disabled",
         description=(
             "Fires when an endpoint is disabled, either manually or automatically after "
-            "repeated delivery failures."
+            "repeated delivery failures (or a 410 Gone)."
         ),
         example={
             "endpoint_id": "sub_01HXZ3K9M2QW8R7T5V4N6P1B0C",
@@ -116,17 +154,7 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
             "reason": "Disabled after 5 consecutive days of failed deliveries (HTTP 503).",
             "disabled_at": "2024-05-20T03:15:27Z",
         },
-        schema={
-            "$schema": _DRAFT,
-            "type": "object",
-            "required": ["endpoint_id", "url", "reason", "disabled_at"],
-            "properties": {
-                "endpoint_id": {"type": "string", "pattern": "^sub_[0-9A-HJKMNP-TV-Z]{26}$"},
-                "url": {"type": "string", "format": "uri"},
-                "reason": {"type": "string"},
-                "disabled_at": {"type": "string", "format": "date-time"},
-            },
-        },
+        schema=_endpoint_schema({"reason": {"type": "string"}, "disabled_at": _TIME}),
     ),
     StandardEventType(
         name="endpoint.enabled",
@@ -136,18 +164,94 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
             "url": "https://hooks.example.com/hookline",
             "enabled_at": "2024-05-21T10:40:00Z",
         },
+        schema=_endpoint_schema({"enabled_at": _TIME}),
     ),
     StandardEventType(
         name="endpoint.secret_rotated",
         description=(
-            "Fires when an endpoint's signing secret is rotated; the old secret stays valid "
-            "until the stated expiry."
+            "Fires when an endpoint's signing secret (or ed25519 key) is rotated; the old one "
+            "keeps signing until previous_secret_expires_at (null: it stopped at once)."
         ),
         example={
             "endpoint_id": "sub_01HXZ3K9M2QW8R7T5V4N6P1B0C",
+            "url": "https://hooks.example.com/hookline",
+            "signature_scheme": "hmac",
             "rotated_at": "2024-05-22T14:00:00Z",
             "previous_secret_expires_at": "2024-05-23T14:00:00Z",
         },
+        schema=_endpoint_schema(
+            {
+                "signature_scheme": {"enum": ["hmac", "ed25519"]},
+                "rotated_at": _TIME,
+                "previous_secret_expires_at": {"type": ["string", "null"], "format": "date-time"},
+            }
+        ),
+    ),
+    StandardEventType(
+        name="endpoint.delivery_failed",
+        description=(
+            "Fires when a delivery to an endpoint has used up its automatic attempts (or the "
+            "endpoint answered 410 Gone) and will not be retried unless someone retries it. "
+            "Failed deliveries of endpoint.* events do not fire it."
+        ),
+        example={
+            "endpoint_id": "sub_01HXZ3K9M2QW8R7T5V4N6P1B0C",
+            "url": "https://hooks.example.com/hookline",
+            "delivery_id": "dlv_01HXZ3M2TQ7W8R5V4N6P1B0C9D",
+            "event_id": "evt_01HXZ3K9P4QW8R7T5V4N6P1B0E",
+            "event_type": "invoice.paid",
+            "attempts": 4,
+            "last_response_status": 503,
+            "last_error": None,
+            "failed_at": "2024-05-14T15:42:10Z",
+        },
+        schema=_endpoint_schema(
+            {
+                "delivery_id": {"type": "string", "pattern": "^dlv_"},
+                "event_id": {"type": "string", "pattern": "^evt_"},
+                "event_type": {"type": "string"},
+                "attempts": {"type": "integer", "minimum": 1},
+                "last_response_status": {"type": ["integer", "null"]},
+                "last_error": {"type": ["string", "null"]},
+                "failed_at": _TIME,
+            }
+        ),
+    ),
+    StandardEventType(
+        name="endpoint.failing",
+        description=(
+            "Fires when an endpoint's circuit breaker opens after failures in a row: deliveries "
+            "to it wait (using up no attempts) and one probe tests it after paused_until."
+        ),
+        example={
+            "endpoint_id": "sub_01HXZ3K9M2QW8R7T5V4N6P1B0C",
+            "url": "https://hooks.example.com/hookline",
+            "consecutive_failures": 5,
+            "last_error": "HTTP 503",
+            "failing_since": "2024-05-14T15:40:00Z",
+            "paused_until": "2024-05-14T15:40:05Z",
+        },
+        schema=_endpoint_schema(
+            {
+                "consecutive_failures": {"type": "integer", "minimum": 1},
+                "last_error": {"type": ["string", "null"]},
+                "failing_since": _TIME,
+                "paused_until": {"type": ["string", "null"], "format": "date-time"},
+            }
+        ),
+    ),
+    StandardEventType(
+        name="endpoint.recovered",
+        description=(
+            "Fires when a failing endpoint answers again (its circuit breaker closes) and the "
+            "deliveries that waited for it are sent."
+        ),
+        example={
+            "endpoint_id": "sub_01HXZ3K9M2QW8R7T5V4N6P1B0C",
+            "url": "https://hooks.example.com/hookline",
+            "recovered_at": "2024-05-14T15:52:30Z",
+        },
+        schema=_endpoint_schema({"recovered_at": _TIME}),
     ),
     StandardEventType(
         name="invoice.created",

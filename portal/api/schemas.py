@@ -8,7 +8,9 @@ from typing import Any
 from marshmallow import Schema, fields, pre_dump
 from marshmallow.validate import Length, OneOf, Range
 
+from dispatcher import filters
 from dispatcher.health import STATES
+from dispatcher.signing import SCHEMES
 from dispatcher.throttle import MAX_RATE_LIMIT, MIN_RATE_LIMIT
 from portal.api.fields import StrictBoolean, Text, Timestamp, WireTimestamp
 from portal.services import subscriptions as subscription_service
@@ -139,6 +141,32 @@ _RATE_LIMIT_INPUT = {
 }
 
 
+_DATA_FILTER_TEXT = (
+    "Optional filter on the event's `data`; only events it selects are delivered (null: every "
+    "event of the subscribed types). An object whose keys are dotted paths into `data` (a digit "
+    "segment indexes a list) or `$and`/`$or` (lists of filters) and `$not` (a filter); every "
+    "clause must hold. A path maps to a value (equality) or to operators: `$eq`, `$neq`, `$in`, "
+    "`$nin`, `$gt`, `$gte`, `$lt`, `$lte` (numbers), `$exists` (boolean), `$startsWith` (text). "
+    f"At most {filters.MAX_FILTER_BYTES} bytes, {filters.MAX_DEPTH} levels deep and "
+    f"{filters.MAX_CONDITIONS} conditions; a path absent from the data fails every operator but "
+    "`$neq`, `$nin` and `$exists: false`."
+)
+_DATA_FILTER_EXAMPLE = {"amount": {"$gte": 100}, "customer.country": {"$in": ["DE", "FR"]}}
+# Taken as sent and checked by subscriptions.check_data_filter, the rule the portal shares.
+_DATA_FILTER_INPUT = {
+    "type": "object",
+    "nullable": True,
+    "description": _DATA_FILTER_TEXT,
+    "example": _DATA_FILTER_EXAMPLE,
+}
+_SCHEME_TEXT = (
+    "`hmac` (default): `v1,` HMAC-SHA256 signatures with a `whsec_` secret the consumer shares. "
+    "`ed25519`: Standard Webhooks `v1a,` signatures; Hookline keeps the private key and the "
+    "consumer verifies with the `whpk_` public key. Changing it on PATCH rotates to a new key of "
+    "that scheme; the old key keeps signing for 24 hours."
+)
+
+
 class EndpointHealthSchema(Schema):
     """How sending to the endpoint goes now: `healthy`; `failing` (the circuit breaker opened
     after failures in a row: deliveries wait, then one probe tests the endpoint); `throttled`
@@ -177,6 +205,23 @@ class SubscriptionSchema(Schema):
     rate_limit = fields.Integer(
         allow_none=True, required=True, metadata={"description": _RATE_LIMIT_TEXT}
     )
+    data_filter = fields.Dict(
+        allow_none=True,
+        required=True,
+        metadata={"description": _DATA_FILTER_TEXT, "example": _DATA_FILTER_EXAMPLE},
+    )
+    signature_scheme = fields.String(
+        required=True, validate=OneOf(SCHEMES), metadata={"description": _SCHEME_TEXT}
+    )
+    public_key = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "For `ed25519`: the `whpk_` key that verifies deliveries (null for "
+            "`hmac`, whose secret is shown only by the `secret` operations).",
+            "example": "whpk_8f3J1oQm2y0Yt9sSxk1u3XQyRr1VbWJp3FqgE5nN3cQ=",
+        },
+    )
     is_active = fields.Boolean(required=True)
     disabled_reason = fields.String(allow_none=True, required=True)
     health = fields.Nested(EndpointHealthSchema, required=True)
@@ -185,15 +230,24 @@ class SubscriptionSchema(Schema):
 
     @pre_dump
     def _with_health(self, subscription: Any, **kwargs: Any) -> Extended:
-        """Health is derived from the row when it is shown, by the dispatcher's one rule."""
-        return Extended(subscription, health=subscription_service.health(subscription))
+        """Health and the public key are derived from the row when it is shown (health by the
+        dispatcher's one rule)."""
+        return Extended(
+            subscription,
+            health=subscription_service.health(subscription),
+            public_key=subscription_service.public_key(subscription),
+        )
 
 
 class SubscriptionCreatedSchema(SubscriptionSchema):
-    """The new endpoint with its signing secret, shown in this response only."""
+    """The new endpoint with what its consumer verifies with, shown in this response only."""
 
     secret = fields.String(
-        required=True, metadata={"example": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+        required=True,
+        metadata={
+            "description": "The `whsec_` secret (hmac), or the `whpk_` public key (ed25519).",
+            "example": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        },
     )
 
 
@@ -217,8 +271,16 @@ class SubscriptionCreateArgs(Schema):
         validate=Length(max=20),
         metadata={"description": "Extra headers sent with every delivery."},
     )
-    secret = Text(line=True, validate=Length(max=200), metadata={"description": "whsec_…"})
+    secret = Text(
+        line=True,
+        validate=Length(max=200),
+        metadata={"description": "`whsec_…` for hmac, or a `whsk_…` private key for ed25519."},
+    )
     rate_limit = fields.Raw(allow_none=True, metadata=_RATE_LIMIT_INPUT)
+    data_filter = fields.Raw(allow_none=True, metadata=_DATA_FILTER_INPUT)
+    signature_scheme = Text(
+        line=True, validate=OneOf(SCHEMES), metadata={"description": _SCHEME_TEXT}
+    )
 
 
 class SubscriptionUpdateArgs(Schema):
@@ -235,13 +297,31 @@ class SubscriptionUpdateArgs(Schema):
         validate=Length(max=20),
     )
     rate_limit = fields.Raw(allow_none=True, metadata=_RATE_LIMIT_INPUT)
+    data_filter = fields.Raw(allow_none=True, metadata=_DATA_FILTER_INPUT)
+    signature_scheme = Text(
+        line=True, validate=OneOf(SCHEMES), metadata={"description": _SCHEME_TEXT}
+    )
     is_active = StrictBoolean()
 
 
 class SecretSchema(Schema):
-    """The endpoint's current (primary) signing secret."""
+    """What the consumer verifies with: the primary `whsec_` secret (hmac), or the primary key's
+    `whpk_` public key (ed25519; the private key never leaves Hookline)."""
 
     secret = fields.String(required=True)
+
+
+class FilterTestArgs(Schema):
+    """A data filter and an example `data` object to try it on."""
+
+    data_filter = fields.Raw(required=True, metadata=_DATA_FILTER_INPUT)
+    data = fields.Dict(required=True, metadata={"example": {"amount": 250, "customer": {}}})
+
+
+class FilterTestedSchema(Schema):
+    """Whether an event with that data would be delivered."""
+
+    matches = fields.Boolean(required=True)
 
 
 class RotateArgs(Schema):
@@ -251,7 +331,8 @@ class RotateArgs(Schema):
 
 
 class RotatedSchema(Schema):
-    """The new secret, and when the previous one stops signing (null with no grace)."""
+    """The new secret (or `whpk_` public key for ed25519), and when the previous one stops
+    signing (null with no grace)."""
 
     secret = fields.String(required=True)
     previous_secret_expires_at = Timestamp(allow_none=True, required=True)

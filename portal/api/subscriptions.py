@@ -11,6 +11,8 @@ from portal.api.auth import current_tenant_id
 from portal.api.base import BODY_ERRORS, documents, resource_blueprint
 from portal.api.schemas import (
     Extended,
+    FilterTestArgs,
+    FilterTestedSchema,
     PageArgs,
     RecoverArgs,
     RecoveredSchema,
@@ -58,13 +60,27 @@ class Subscriptions(MethodView):
     def post(self, body: dict):
         """Create an endpoint
 
-        The response carries the signing secret; later it is only shown by
-        `GET /subscriptions/{id}/secret`. The URL must be one Hookline may send to.
+        The response carries the signing secret (for `signature_scheme: ed25519`, the
+        `whpk_` public key); later it is only shown by `GET /subscriptions/{id}/secret`. The URL
+        must be one Hookline may send to; a `data_filter` is checked like on PATCH.
         """
         subscription, secret = service.create(current_tenant_id(), **body)
         db.session.commit()
         location = url_for(".Subscription", subscription_id=subscription.id)
         return Extended(subscription, secret=secret), 201, {"Location": location}
+
+
+@blp.route("/test-filter", methods=["POST"])
+@blp.arguments(FilterTestArgs)
+@blp.response(200, FilterTestedSchema)
+@documents(blp, *BODY_ERRORS)
+def test_filter(body: dict):
+    """Try a data filter
+
+    Whether an event carrying `data` would pass `data_filter`; the filter is checked exactly as
+    when it is saved (a 422 names the part at fault). Nothing is stored.
+    """
+    return {"matches": service.try_data_filter(body["data_filter"], body["data"])}
 
 
 @blp.route("/<hid:subscription_id>", endpoint="Subscription")
@@ -83,7 +99,8 @@ class Subscription(MethodView):
 
         Only the fields given change. `is_active: false` disables the endpoint (its pending
         deliveries are cancelled); `true` enables it again. `rate_limit: null` removes the
-        endpoint's rate limit.
+        endpoint's rate limit, `data_filter: null` its data filter. A new `signature_scheme`
+        rotates to a key of that scheme (the old key signs on for 24 hours).
         """
         subscription = service.update(current_tenant_id(), subscription_id, body)
         db.session.commit()

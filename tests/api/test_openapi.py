@@ -21,6 +21,7 @@ DESIGN_OPERATIONS = {
     ("post", "/subscriptions/{subscription_id}/test"),
     ("post", "/subscriptions/{subscription_id}/recover"),
     ("get", "/subscriptions/{subscription_id}/stats"),
+    ("post", "/subscriptions/test-filter"),  # issue 13: try a data filter
     ("post", "/events"),
     ("get", "/events"),
     ("get", "/events/{event_id}"),
