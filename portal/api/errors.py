@@ -7,13 +7,16 @@ their own error pages.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Response, json, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, default_exceptions
 
+from portal import outages
 from portal.extensions import db
 from portal.services import NotFound, ServiceError
 
@@ -36,6 +39,7 @@ HTTP_PROBLEMS: dict[int, tuple[str, str]] = {
     422: ("validation-error", "Invalid request"),
     429: ("too-many-requests", "Too many requests"),
     500: ("internal-error", "Internal server error"),
+    503: ("service-unavailable", "Service unavailable"),
 }
 
 # ServiceError code → (HTTP status, title); codes not listed are 422 validation problems.
@@ -120,6 +124,8 @@ def _validation_messages(error: HTTPException) -> dict[str, list[str]]:
 def handle_http_exception(error: HTTPException) -> Response:
     """Werkzeug and webargs errors (404, 405, 413, 415, 400, 422 …) as problems."""
     status = error.code or 500
+    if status == 503:
+        return unavailable("A service Hookline depends on is unavailable.")
     if status >= 500:
         return handle_unexpected(error)
     db.session.rollback()
@@ -165,10 +171,39 @@ def handle_not_found(error: NotFound) -> Response:
     return problem(404, "not-found", "Not found", str(error) or "No such object.")
 
 
+def unavailable(detail: str) -> Response:
+    """503 with Retry-After: the client should try the same request again shortly."""
+    seconds = outages.RETRY_AFTER_SECONDS
+    return problem(
+        503,
+        "service-unavailable",
+        "Service unavailable",
+        f"{detail} Retry after {seconds} seconds.",
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+def handle_outage(error: Exception) -> Response:
+    """The database or Redis cannot be reached: an outage to retry on, not a bug to report.
+
+    Nothing the request began is kept; a POST /events repeated with the same Idempotency-Key
+    cannot publish twice even if its commit went through before the connection broke.
+    """
+    server = outages.unreachable(error)
+    if server is None:
+        return handle_unexpected(error)
+    with contextlib.suppress(SQLAlchemyError):  # the connection to roll back may be gone
+        db.session.rollback()
+    log.warning("%s unavailable in %s %s: %s", server, request.method, request.path, error)
+    return unavailable(f"The {server} is unreachable, so the request was not completed.")
+
+
 def handle_unexpected(error: Exception) -> Response:
     """A bug: roll back, log it with the traceback, and tell the client nothing about it."""
-    db.session.rollback()
     original = getattr(error, "original_exception", None) or error
+    if outages.unreachable(original):
+        return handle_outage(original)
+    db.session.rollback()
     log.error("unhandled error in %s %s", request.method, request.path, exc_info=original)
     return problem(
         500,
@@ -185,4 +220,6 @@ def attach(bp: Blueprint) -> None:
     bp.register_error_handler(HTTPException, handle_http_exception)
     bp.register_error_handler(ServiceError, handle_service_error)
     bp.register_error_handler(NotFound, handle_not_found)
+    for outage in outages.OUTAGE_ERRORS:
+        bp.register_error_handler(outage, handle_outage)
     bp.register_error_handler(Exception, handle_unexpected)
