@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import flag_modified
 
 from dispatcher import actions, clock, lifecycle, notices, signing
 from dispatcher.errors import InvalidSecret, TargetRefused, UnknownEventType
@@ -262,8 +264,9 @@ def update(tenant_id: str, subscription_id: str, changes: dict[str, Any]) -> Sub
     for name, check in checks.items():
         if name in changes:
             value = check(changes[name])
-            if getattr(subscription, name) != value:
+            if not _same(getattr(subscription, name), value):
                 setattr(subscription, name, value)
+                flag_modified(subscription, name)  # the ORM's own check has the same blind spot
                 changed.append(name)
     if "signature_scheme" in changes:
         scheme = check_signature_scheme(changes["signature_scheme"])
@@ -279,6 +282,11 @@ def update(tenant_id: str, subscription_id: str, changes: dict[str, Any]) -> Sub
     if changed:
         notices.updated(subscription, changed)
     return subscription
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Equal as JSON: Python finds {"x": 1} == {"x": True}, but they are different filters."""
+    return json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True)
 
 
 def set_active(tenant_id: str, subscription_id: str, active: bool) -> Subscription:
