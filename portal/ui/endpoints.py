@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, timedelta
 from urllib.parse import urlsplit
 
@@ -24,11 +25,13 @@ from portal.services import subscriptions as subscription_service
 from portal.ui.common import protect, render, tenant_id, wants_partial
 from portal.ui.forms import (
     EndpointForm,
+    FilterTryForm,
     RecoverForm,
     RotateForm,
     TestEventForm,
     format_headers,
     parse_headers,
+    parse_json_object,
 )
 from portal.ui.picker import picker_groups
 
@@ -83,12 +86,19 @@ def _changes(form: EndpointForm, errors: dict[str, str]) -> dict | None:
     except ValueError as exc:
         errors["headers"] = str(exc)
         return None
+    try:
+        data_filter = parse_json_object(form.data_filter.data)
+    except ValueError as exc:
+        errors["data_filter"] = f"The filter is {exc}"
+        return None
     return {
         "url": form.url.data or "",
         "description": form.description.data or "",
         "headers": headers,
         "events": request.form.getlist("events"),
         "rate_limit": form.rate_limit.data,  # None when left empty: no limit
+        "data_filter": data_filter,  # None when left empty: no filter
+        "signature_scheme": form.signature_scheme.data,
     }
 
 
@@ -114,6 +124,26 @@ def new():
     return redirect(url_for("ui.endpoints.show", subscription_id=subscription.id))
 
 
+@bp.post("/try-filter")
+def try_filter() -> str:
+    """Try the form's data filter on an example payload; the answer replaces #filter-result."""
+    form = FilterTryForm()
+    if not form.validate_on_submit():
+        abort(400)
+    outcome: dict = {}
+    try:
+        spec = parse_json_object(form.data_filter.data)
+        example = parse_json_object(form.example.data) or {}
+    except ValueError as exc:
+        outcome["error"] = f"Not a JSON object: {exc}"
+    else:
+        try:
+            outcome["matches"] = subscription_service.try_data_filter(spec, example)
+        except ServiceError as exc:
+            outcome["error"] = exc.message
+    return render_template("endpoints/_filter_result.html", **outcome)
+
+
 @bp.route("/<subscription_id>/edit", methods=["GET", "POST"])
 def edit(subscription_id: str):
     """Change an endpoint's URL, description, headers, rate limit and event filter."""
@@ -124,6 +154,10 @@ def edit(subscription_id: str):
             "description": endpoint.description,
             "headers": format_headers(endpoint.headers),
             "rate_limit": endpoint.rate_limit,
+            "data_filter": json.dumps(endpoint.data_filter, indent=2)
+            if endpoint.data_filter is not None
+            else "",
+            "signature_scheme": endpoint.signature_scheme,
         }
     )
     errors: dict[str, str] = {}
@@ -167,6 +201,7 @@ def _show(subscription_id: str, **extra) -> str:
         test_form=test_form,
         recover_form=recover_form,
         receiver_path=urlsplit(endpoint.url).path or "/",
+        public_key=subscription_service.public_key(endpoint),
         **extra,
     )
 

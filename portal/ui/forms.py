@@ -32,6 +32,12 @@ GRACE_CHOICES = [
 ]
 
 
+SCHEME_CHOICES = [
+    SelectChoice("hmac", "HMAC-SHA256 (v1, shared whsec_ secret)"),
+    SelectChoice("ed25519", "Ed25519 (v1a, whpk_ public key)"),
+]
+
+
 class LoginForm(FlaskForm):
     """Email and password; every failure gets the same message."""
 
@@ -58,6 +64,26 @@ class EndpointForm(FlaskForm):
         "per second to this endpoint, across all workers. Leave empty for no limit.",
         render_kw={"min": MIN_RATE_LIMIT, "max": MAX_RATE_LIMIT, "step": 1, "inputmode": "numeric"},
     )
+    data_filter = TextAreaField(
+        "Data filter (optional)",
+        validators=[Optional(), Length(max=20000)],
+        description='A JSON object over the event data, like {"amount": {"$gte": 100}}. '
+        "Only events it selects are sent. Leave empty to send every event of the chosen types.",
+    )
+    signature_scheme = SelectField(
+        "Signature scheme",
+        choices=SCHEME_CHOICES,
+        default="hmac",
+        description="Ed25519 lets consumers verify with a public key that cannot forge "
+        "deliveries. Changing it rotates the key; the old one signs on for 24 hours.",
+    )
+
+
+class FilterTryForm(FlaskForm):
+    """A data filter and an example payload to try it on (nothing is saved)."""
+
+    data_filter = TextAreaField("Data filter", validators=[Length(max=20000)])
+    example = TextAreaField("Example data", validators=[Length(max=20000)])
 
 
 class RotateForm(FlaskForm):
