@@ -158,6 +158,7 @@ def test_every_code_sample_in_the_guides_is_run_by_these_tests():
         ("receiving.md", "python", "receiver.py"),
         ("receiving.md", "python", "verify_svix.py"),
         ("receiving.md", "python", "verify_hmac.py"),
+        ("receiving.md", "python", "verify_ed25519.py"),  # tests/test_docs_ed25519.py
         ("receiving.md", "js", "verifyWebhook.js"),
         ("publishing.md", "python", "quick start"),
         ("publishing.md", "python", "handling a refusal"),
