@@ -26,7 +26,7 @@ RETRY_AFTER = 3  # seconds
 # must be at least RETRY_AFTER; six retries so a delivery throttled twice still succeeds.
 THROTTLE_SCHEDULE = "1,1,1,1,1,5"
 IN_FLIGHT_SECONDS = 0.1
-THROTTLE_LIMIT = 180.0  # seconds the throttled backlog may take before the run is cut off
+THROTTLE_LIMIT = 90.0  # seconds the throttled backlog may take before the run is cut off
 RATE_LIMIT = 20  # deliveries per second
 IDLE_SECONDS = 3.0
 
