@@ -319,8 +319,9 @@ def neighbour_section(results: dict) -> list[str]:
         "deliveries, published while the worker was stopped, then drained by 1 `flask worker`. "
         f"Once 5% of it is delivered, tenant B publishes {figure.get('events')} events, "
         f"{fmt(figure.get('rate'), 0)} per second, one commit each, to its own idle endpoint; "
-        "latency from just before `publish()` to nginx's `$msec`. If A's backlog is gone before "
-        "B's last event, the scenario did not happen and the row above says 0."
+        "latency from just before `publish()` to nginx's `$msec`. If A's backlog was gone before "
+        "B's last event, the scenario did not happen: the row \"A's backlog left\" says 0 and "
+        "the goal is not judged."
     ] if figure else []  # fmt: skip
     return _table(results, "Noisy neighbour: a fresh event beside a backlog", intro, rows,
                   "neighbour")  # fmt: skip
