@@ -14,11 +14,13 @@ are few and are claimed oldest first.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
+    Boolean,
     Integer,
     String,
     bindparam,
@@ -26,10 +28,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    true,
-    union_all,
     update,
-    values,
 )
 
 from dispatcher import clock
@@ -120,17 +119,72 @@ def due_endpoints() -> list[DueEndpoint]:
     ]  # fmt: skip
 
 
-_RETURNED = (
-    Delivery.id,
-    Delivery.tenant_id,
-    Delivery.event_id,
-    Delivery.subscription_id,
-    Delivery.event_type,
-    Delivery.attempt_count,
-    Delivery.next_trigger,
-    Delivery.is_test,
-    Delivery.next_attempt_at,
+_RETURNING = (
+    "id, tenant_id, event_id, subscription_id, event_type, attempt_count, next_trigger, "
+    "is_test, next_attempt_at"
 )
+_STILL_DUE = (
+    "status = 'pending' AND next_attempt_at <= :now "
+    "AND (lease_expires_at IS NULL OR lease_expires_at < :now)"
+)
+_RETURNED_TYPES = (
+    column("id", String),
+    column("tenant_id", String),
+    column("event_id", String),
+    column("subscription_id", String),
+    column("event_type", String),
+    column("attempt_count", Integer),
+    column("next_trigger", String),
+    column("is_test", Boolean),
+    column("next_attempt_at", UTCDateTime()),
+)
+_TIMES = (bindparam("now", type_=UTCDateTime()), bindparam("expires", type_=UTCDateTime()))
+
+# PostgreSQL: each endpoint's rows by a LATERAL subquery over arrays of (endpoint, room), so the
+# statement is the same text for any number of endpoints; SKIP LOCKED keeps two workers from
+# waiting on each other, and a MATERIALIZED CTE picks the rows exactly once.
+_CLAIM_LATERAL = (
+    text(
+        f"""
+        WITH chosen AS MATERIALIZED (
+            SELECT picked.id
+            FROM unnest(CAST(:sids AS varchar[]), CAST(:rooms AS integer[])) AS wanted(sid, room)
+            CROSS JOIN LATERAL (
+                SELECT d.id FROM deliveries AS d
+                WHERE d.subscription_id = wanted.sid AND d.priority = false
+                  AND d.status = 'pending' AND d.next_attempt_at <= :now
+                  AND (d.lease_expires_at IS NULL OR d.lease_expires_at < :now)
+                ORDER BY d.next_attempt_at LIMIT wanted.room
+                FOR UPDATE SKIP LOCKED
+            ) AS picked
+        )
+        UPDATE deliveries SET lease_expires_at = :expires FROM chosen
+        WHERE deliveries.id = chosen.id AND {_STILL_DUE}
+        RETURNING deliveries.{_RETURNING}
+        """
+    )
+    .bindparams(*_TIMES)
+    .columns(*_RETURNED_TYPES)
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _claim_union(branches: int):
+    """SQLite: one limited SELECT per endpoint, joined by UNION ALL (SQLite has one writer, so
+    the UPDATE is atomic without row locks). One text per number of endpoints, made once."""
+    picks = " UNION ALL ".join(
+        f"SELECT id FROM (SELECT id FROM deliveries WHERE subscription_id = :s{i} "
+        f"AND priority = 0 AND {_STILL_DUE} ORDER BY next_attempt_at LIMIT :n{i})"
+        for i in range(branches)
+    )
+    return (
+        text(
+            f"UPDATE deliveries SET lease_expires_at = :expires WHERE id IN ({picks}) "
+            f"AND {_STILL_DUE} RETURNING {_RETURNING}"
+        )
+        .bindparams(*_TIMES)
+        .columns(*_RETURNED_TYPES)
+    )
 
 
 def claim_for(
@@ -139,66 +193,27 @@ def claim_for(
     """Lease up to `grants[subscription id]` of each endpoint's oldest due normal deliveries.
 
     Does not commit: the caller commits the lease together with its probe rights."""
-    grants = {sid: n for sid, n in grants.items() if n > 0}
-    if not grants:
+    items = [(sid, n) for sid, n in grants.items() if n > 0]
+    if not items:
         return []
     now = clock.now()
     expires = lease_until(now, lease)
+    times = {"now": now, "expires": expires}
     if db.engine.dialect.name == "postgresql":
-        statements = [_claim_lateral(grants, now, expires)]
+        rows = db.session.execute(
+            _CLAIM_LATERAL,
+            {**times, "sids": [sid for sid, _ in items], "rooms": [n for _, n in items]},
+        ).all()
     else:
-        items = list(grants.items())
-        statements = [
-            _claim_union(dict(items[i : i + SQLITE_BRANCHES]), now, expires)
-            for i in range(0, len(items), SQLITE_BRANCHES)
-        ]
-    rows = [row for statement in statements for row in db.session.execute(statement)]
+        rows = []
+        for i in range(0, len(items), SQLITE_BRANCHES):
+            chunk = items[i : i + SQLITE_BRANCHES]
+            params = dict(times)
+            for j, (sid, n) in enumerate(chunk):
+                params[f"s{j}"], params[f"n{j}"] = sid, n
+            rows += db.session.execute(_claim_union(len(chunk)), params).all()
     rows.sort(key=lambda row: row.next_attempt_at)
     return [_claim(row, expires, probe=row.subscription_id in probes) for row in rows]
-
-
-def _oldest_due(subscription_id, now: datetime):
-    return select(Delivery.id).where(
-        Delivery.subscription_id == subscription_id,
-        Delivery.priority == False,  # noqa: E712 (SQL, not Python)
-        *due_filter(now),
-    )
-
-
-def _claim_lateral(grants: Mapping[str, int], now: datetime, expires: datetime):
-    """PostgreSQL: each endpoint's rows by a LATERAL subquery; SKIP LOCKED keeps two workers
-    from waiting on each other, and a MATERIALIZED CTE picks the rows exactly once."""
-    wanted = values(column("sid", String), column("room", Integer), name="wanted").data(
-        list(grants.items())
-    )
-    picked = (
-        _oldest_due(wanted.c.sid, now)
-        .order_by(Delivery.next_attempt_at)
-        .limit(wanted.c.room)
-        .with_for_update(skip_locked=True)
-        .lateral("picked")
-    )
-    chosen = (
-        select(picked.c.id)
-        .select_from(wanted.join(picked, true()))
-        .cte("chosen")
-        .prefix_with("MATERIALIZED")
-    )
-    return _lease(Delivery.id == chosen.c.id, now, expires)
-
-
-def _claim_union(grants: Mapping[str, int], now: datetime, expires: datetime):
-    """SQLite: one limited SELECT per endpoint, joined by UNION ALL (SQLite has one writer, so
-    the UPDATE is atomic without row locks)."""
-    branches = [
-        select(pick.c.id)
-        for pick in (
-            _oldest_due(sid, now).order_by(Delivery.next_attempt_at).limit(room).subquery()
-            for sid, room in grants.items()
-        )
-    ]
-    chosen = branches[0] if len(branches) == 1 else union_all(*branches)
-    return _lease(Delivery.id.in_(chosen), now, expires)
 
 
 def _lease(which, now: datetime, expires: datetime):
@@ -206,7 +221,17 @@ def _lease(which, now: datetime, expires: datetime):
         update(Delivery)
         .where(which, *due_filter(now))
         .values(lease_expires_at=expires)
-        .returning(*_RETURNED)
+        .returning(
+            Delivery.id,
+            Delivery.tenant_id,
+            Delivery.event_id,
+            Delivery.subscription_id,
+            Delivery.event_type,
+            Delivery.attempt_count,
+            Delivery.next_trigger,
+            Delivery.is_test,
+            Delivery.next_attempt_at,
+        )
         .execution_options(synchronize_session=False)
     )
 

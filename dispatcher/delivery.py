@@ -23,7 +23,7 @@ from dispatcher import claims, clock, health, http, message, queues, signing, th
 from dispatcher.claims import Claim
 from dispatcher.errors import TargetRefused
 from dispatcher.outcomes import Outcome
-from dispatcher.sending import Sender, sender
+from dispatcher.sending import RECORD_EVERY_SECONDS, Sender, sender
 from dispatcher.ssrf import Target, check_target
 from portal.extensions import db
 from portal.models import Event, Subscription
@@ -162,17 +162,27 @@ def drain(priority: bool = False) -> int:
 
 
 def _drain(priority: bool) -> int:
+    out = sender(current_app._get_current_object())
+    with out.consumer:  # this job writes the attempts while it runs
+        try:
+            return _drain_with(out, priority)
+        finally:
+            out.record_finished()
+
+
+def _drain_with(out: Sender, priority: bool) -> int:
     queues.clear_kick_flag(priority)
     config = current_app.config
     lease = timedelta(seconds=float(config["HOOKLINE_DELIVERY_TIMEOUT"]))
     budget_ends = time.monotonic() + config["HOOKLINE_DRAIN_BUDGET"]
-    out = sender(current_app._get_current_object())
     http.pool_size = out.working
     refill_at = max(1, out.working // 2)
     started = 0
     asked_for_help = False
     last_claim = next_priority_look = 0.0
+    last_record = time.monotonic()
     round_ = Round(more=True)
+    due = DueList()
     while time.monotonic() < budget_ends:
         now = time.monotonic()
         free = out.free_slots()
@@ -191,7 +201,7 @@ def _drain(priority: bool) -> int:
             look = priority or now >= next_priority_look
             if look:
                 next_priority_look = now + PRIORITY_LOOK_SECONDS
-            round_ = _claim_round(out, free, lease, priority, look)
+            round_ = _claim_round(out, due, free, lease, priority, look)
             started += _start(out, round_.claims)
             if round_.more and not asked_for_help:
                 # More is due than this drain can hold: let another worker join in now.
@@ -199,6 +209,9 @@ def _drain(priority: bool) -> int:
                 asked_for_help = True
         elif not free:
             out.wake.clear()  # every slot is busy: the next finished send wakes us
+        if now - last_record >= RECORD_EVERY_SECONDS or not out.in_flight():
+            out.record_finished()
+            last_record = now
         if not round_.more and not round_.claims:
             if round_.resume_at is None:
                 return started  # nothing due: what is in flight is the sender's to record
@@ -235,7 +248,31 @@ def _start(out: Sender, claimed: list[Claim]) -> int:
     return len(claimed)
 
 
-def _claim_round(out: Sender, free: int, lease: timedelta, priority: bool, look: bool) -> Round:
+class DueList:
+    """The endpoints with pending work, as one drain last listed them.
+
+    Listing costs an index probe per endpoint, so a busy drain lists at most every
+    LOOK_EVERY and in between claims from the list, dropping an endpoint once a claim finds
+    it has nothing more due. Work for an endpoint not on the list waits at most LOOK_EVERY."""
+
+    def __init__(self) -> None:
+        self._endpoints: dict[str, claims.DueEndpoint] = {}
+        self._listed_at = -LOOK_EVERY_SECONDS
+
+    def current(self) -> list[claims.DueEndpoint]:
+        if not self._endpoints or time.monotonic() - self._listed_at >= LOOK_EVERY_SECONDS:
+            self._endpoints = {e.subscription_id: e for e in claims.due_endpoints()}
+            self._listed_at = time.monotonic()
+        return list(self._endpoints.values())
+
+    def spent(self, subscription_id: str) -> None:
+        """A claim got fewer rows than it asked for: nothing more is due there for now."""
+        self._endpoints.pop(subscription_id, None)
+
+
+def _claim_round(
+    out: Sender, due: DueList, free: int, lease: timedelta, priority: bool, look: bool
+) -> Round:
     """Claim up to `free` deliveries: priority ones first (when `look`), then the normal lane."""
     round_ = Round()
     if look:
@@ -243,20 +280,20 @@ def _claim_round(out: Sender, free: int, lease: timedelta, priority: bool, look:
         round_.more = len(round_.claims) == free
     if priority or len(round_.claims) >= free:
         return round_
-    normal = _claim_normal(out, free - len(round_.claims), lease)
+    normal = _claim_normal(out, due, free - len(round_.claims), lease)
     normal.claims = round_.claims + normal.claims
     normal.more = normal.more or round_.more
     return normal
 
 
-def _claim_normal(out: Sender, free: int, lease: timedelta) -> Round:
+def _claim_normal(out: Sender, due: DueList, free: int, lease: timedelta) -> Round:
     """One round-robin turn over the endpoints with due work."""
     now = clock.now()
     round_ = Round()
     rooms: dict[str, int] = {}
     rates: dict[str, int] = {}
     probes: set[str] = set()
-    for endpoint in claims.due_endpoints():
+    for endpoint in due.current():
         sid = endpoint.subscription_id
         if endpoint.due_at is None or endpoint.due_at > now:
             continue  # only future retries (the scheduler's) or rows in flight
@@ -301,6 +338,9 @@ def _claim_normal(out: Sender, free: int, lease: timedelta) -> Round:
     for claim in round_.claims:
         counts[claim.subscription_id] = counts.get(claim.subscription_id, 0) + 1
         _last_turn[claim.subscription_id] = time.monotonic()
+    for sid, granted in grants.items():
+        if counts.get(sid, 0) < granted:
+            due.spent(sid)
     round_.more = round_.more or any(n == grants[sid] for sid, n in counts.items())
     return round_
 

@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from flask import Flask
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from dispatcher import clock, http
 from dispatcher.concurrency import EndpointLimits
@@ -54,8 +54,10 @@ class Sender:
         self._started: dict[Future, tuple[Outcome, float]] = {}
         self._per_endpoint = Counter[str]()
         self._held: dict[str, datetime] = {}  # Retry-After seen here, before it is recorded
-        self._finished: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
+        self._finished: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self._unrecorded = 0
+        self._closed = threading.Event()
+        self.consumer = threading.Lock()
         self._recorded = threading.Condition(self._lock)
         self._recorder = threading.Thread(target=self._record_loop, name="hookline-record")
         self._recorder.daemon = True
@@ -142,41 +144,38 @@ class Sender:
         with self._lock:
             return self._unrecorded > 0
 
-    # The recorder.
+    # Recording. Whoever holds `consumer` writes what has finished: the running drain job
+    # (so one thread does all of a worker's database writes, and SQLite's lock is never
+    # fought over inside one process), else the recorder thread, for sends that outlived
+    # their drain.
+
+    def record_finished(self, wait: float = 0.0, gather: float = 0.0) -> int:
+        """Write what has finished, waiting up to `wait` for the first and then gathering
+        more for up to `gather` seconds while sends are in flight. Hold `consumer`."""
+        try:
+            first = self._finished.get(timeout=wait) if wait > 0 else self._finished.get_nowait()
+        except queue.Empty:
+            return 0
+        batch = [first]
+        deadline = time.monotonic() + gather
+        while (left := deadline - time.monotonic()) > 0 and self.in_flight():
+            try:
+                batch.append(self._finished.get(timeout=left))
+            except queue.Empty:
+                break
+        while True:
+            try:
+                batch.append(self._finished.get_nowait())
+            except queue.Empty:
+                break
+        self._write(batch)
+        return len(batch)
 
     def _record_loop(self) -> None:
         with self.app.app_context():
-            while True:
-                first = self._finished.get()
-                if first is None:
-                    return
-                batch = [first]
-                deadline = time.monotonic() + RECORD_EVERY_SECONDS
-                stop = False
-                while (left := deadline - time.monotonic()) > 0 and self.in_flight():
-                    try:
-                        item = self._finished.get(timeout=left)
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        stop = True
-                        break
-                    batch.append(item)
-                batch += self._drain_queue()
-                if None in batch:
-                    stop = True
-                    batch = [o for o in batch if o is not None]
-                self._write(batch)
-                if stop:
-                    return
-
-    def _drain_queue(self) -> list[Outcome | None]:
-        items: list[Outcome | None] = []
-        while True:
-            try:
-                items.append(self._finished.get_nowait())
-            except queue.Empty:
-                return items
+            while not self._closed.is_set():
+                with self.consumer:
+                    self.record_finished(wait=RECORD_EVERY_SECONDS, gather=RECORD_EVERY_SECONDS)
 
     def _write(self, batch: list[Outcome]) -> None:
         """Record the batch, retrying while the database is away: a lease outlives a short
@@ -185,7 +184,7 @@ class Sender:
             try:
                 record(batch)
                 break
-            except DBAPIError as exc:
+            except (OperationalError, InterfaceError) as exc:  # the database is unreachable
                 log.warning("could not record %d attempts (%s); retrying", len(batch), exc)
                 db.session.rollback()
                 db.session.remove()
@@ -214,7 +213,7 @@ class Sender:
 
     def close(self) -> None:
         """Stop the recorder and let the threads go (call after `finish`)."""
-        self._finished.put(None)
+        self._closed.set()
         self._recorder.join(timeout=10)
         self._executor.shutdown(wait=False)
 
