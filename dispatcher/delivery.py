@@ -31,9 +31,9 @@ from portal.models import Event, Subscription
 log = logging.getLogger(__name__)
 
 TARGET_CACHE_SECONDS = 30.0
-POLL_SECONDS = 0.005  # while sends are finishing but too few slots are free to claim yet
 CLAIM_EVERY_SECONDS = 0.05  # the longest freed slots wait for a claim when the pool is half busy
-LOOK_EVERY_SECONDS = 0.1  # how often a drain looks for new work when nothing has changed
+LOOK_EVERY_SECONDS = 0.1  # how often a drain looks for new work (a Redis flag) or a new list
+IDLE_LOOK_SECONDS = 1.0  # how often a drain with nothing to claim looks in the database anyway
 PRIORITY_LOOK_SECONDS = 0.1  # how often a busy normal drain checks for tests and manual retries
 
 _secrets_cache: dict[str, list[signing.StoredSecret]] = {}
@@ -180,13 +180,14 @@ def _drain_with(out: Sender, priority: bool) -> int:
     started = 0
     asked_for_help = False
     last_claim = next_priority_look = 0.0
+    sent_at_claim = 0
     last_record = time.monotonic()
     round_ = Round(more=True)
     due = DueList()
     while time.monotonic() < budget_ends:
         now = time.monotonic()
         free = out.free_slots()
-        woke = out.wake.is_set()
+        woke = out.sent_count != sent_at_claim  # sends finished since the last claim
         resume = round_.resume_at is not None and round_.resume_at <= clock.now()
         # Claim when sends finished (at once when half the pool is free, else every
         # CLAIM_EVERY), when a held-back endpoint may go again, and every LOOK_EVERY for work
@@ -194,10 +195,10 @@ def _drain_with(out: Sender, priority: bool) -> int:
         if free and (
             (woke and (free >= refill_at or now - last_claim >= CLAIM_EVERY_SECONDS))
             or resume
-            or now - last_claim >= LOOK_EVERY_SECONDS
+            or _time_to_look(round_, now - last_claim, priority)
         ):
             out.wake.clear()
-            last_claim = now
+            last_claim, sent_at_claim = now, out.sent_count
             look = priority or now >= next_priority_look
             if look:
                 next_priority_look = now + PRIORITY_LOOK_SECONDS
@@ -209,6 +210,7 @@ def _drain_with(out: Sender, priority: bool) -> int:
                 asked_for_help = True
         elif not free:
             out.wake.clear()  # every slot is busy: the next finished send wakes us
+            sent_at_claim = out.sent_count
         if now - last_record >= RECORD_EVERY_SECONDS or not out.in_flight():
             out.record_finished()
             last_record = now
@@ -218,12 +220,26 @@ def _drain_with(out: Sender, priority: bool) -> int:
             if round_.resume_at > clock.now() + timedelta(seconds=budget_ends - now):
                 queues.schedule_drain(round_.resume_at)
                 return started
-        if out.wake.is_set():
-            time.sleep(POLL_SECONDS)  # sends are finishing: claim once CLAIM_EVERY is up
+        if woke:
+            # Sends are finishing but too few slots are free to claim yet: wake at the next
+            # one to finish, or when CLAIM_EVERY is up.
+            out.wake.clear()
+            out.wake.wait(max(0.001, last_claim + CLAIM_EVERY_SECONDS - time.monotonic()))
         else:
             out.wake.wait(_next_look(now, last_claim, round_.resume_at))
     queues.kick(priority)  # the budget is spent with work left: a fresh job carries on
     return started
+
+
+def _time_to_look(last: Round, since_claim: float, priority: bool) -> bool:
+    """Whether to run a claim round although no send finished: every LOOK_EVERY while the
+    last round found work, else only when a commit since then set the kick flag (a cheap
+    Redis call instead of a database round), and every IDLE_LOOK at the latest."""
+    if since_claim < LOOK_EVERY_SECONDS:
+        return False
+    if last.claims or since_claim >= IDLE_LOOK_SECONDS:
+        return True
+    return queues.take_kick_flag(priority)
 
 
 def _next_look(now: float, last_claim: float, resume_at: datetime | None) -> float:

@@ -235,13 +235,15 @@ def _pause(subscription: Subscription, now: datetime, seconds: int) -> None:
 
 def claim_probe(subscription_id: str, lease: timedelta) -> bool:
     """Take the right to send the one probe of an open breaker whose pause is over (commits
-    with the caller's claim). False if another worker holds it."""
+    with the caller's claim). False if another worker holds it, or the pause is not over (a
+    probe that just failed may have paused it again since the caller looked)."""
     now = clock.now()
     taken = db.session.execute(
         update(Subscription)
         .where(
             Subscription.id == subscription_id,
             Subscription.circuit_opened_at.is_not(None),
+            (Subscription.paused_until.is_(None)) | (Subscription.paused_until <= now),
             (Subscription.probe_until.is_(None)) | (Subscription.probe_until < now),
         )
         .values(probe_until=now + lease)

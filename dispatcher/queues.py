@@ -51,6 +51,15 @@ def clear_kick_flag(priority: bool) -> None:
     get_redis().delete(_kick_flag(priority))
 
 
+def take_kick_flag(priority: bool) -> bool:
+    """Whether work was committed since the drain last looked (a publish set the flag); clears
+    it, so the next commit kicks again. A running drain polls this instead of the database."""
+    try:
+        return bool(get_redis().delete(_kick_flag(priority)))
+    except redis.RedisError:
+        return True  # cannot tell: look in the database
+
+
 def kick(priority: bool = False) -> bool:
     """Make sure a drain job waits in the queue. Returns False if Redis could not be reached:
     the deliveries are safe in the database and the sweeper will kick again."""

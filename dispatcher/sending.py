@@ -47,6 +47,7 @@ class Sender:
         self.slow_capacity = slow_capacity
         self.limits = EndpointLimits()
         self.wake = threading.Event()  # set whenever a send finishes
+        self.sent_count = 0  # sends finished so far (the drain compares it between claims)
         self._executor = ThreadPoolExecutor(
             max_workers=working + slow_capacity, thread_name_prefix="hookline-send"
         )
@@ -101,6 +102,7 @@ class Sender:
             retry_after = outcome.response.retry_after
             if retry_after:
                 self._held[subscription_id] = clock.now() + timedelta(seconds=retry_after)
+            self.sent_count += 1
         self._finished.put(outcome)
         self.wake.set()
 

@@ -78,7 +78,12 @@ def generate_key(scheme: str) -> str:
 
 def scheme_of(secret: str) -> str:
     """The scheme a stored key signs with, read from its prefix."""
-    return ED25519 if secret.startswith(PRIVATE_KEY_PREFIX) else HMAC
+    return ED25519 if is_ed25519(secret) else HMAC
+
+
+def is_ed25519(stored: str) -> bool:
+    """Whether a stored key is an ed25519 private key (`whsk_`) rather than an HMAC secret."""
+    return stored.startswith(PRIVATE_KEY_PREFIX)
 
 
 def private_key(secret: str) -> Ed25519PrivateKey:
@@ -105,7 +110,7 @@ def public_key(secret: str) -> str:
 def verification_key(secret: str) -> str:
     """What the consumer verifies with: the `whsec_` secret itself, or the `whpk_` public key
     of a `whsk_` private key (which never leaves Hookline)."""
-    return public_key(secret) if scheme_of(secret) == ED25519 else secret
+    return public_key(secret) if is_ed25519(secret) else secret
 
 
 def check_key(secret: str, scheme: str) -> str:
@@ -119,7 +124,7 @@ def check_key(secret: str, scheme: str) -> str:
 
 def signing_key(secret: str) -> SigningKey:
     """The key that signs with `secret`: HMAC bytes for `whsec_`, a private key for `whsk_`."""
-    return private_key(secret) if scheme_of(secret) == ED25519 else secret_key_bytes(secret)
+    return private_key(secret) if is_ed25519(secret) else secret_key_bytes(secret)
 
 
 def secret_key_bytes(secret: str) -> bytes:

@@ -1,8 +1,9 @@
 """`Subscription.rate_limit`: deliveries per second to one endpoint, across every worker.
 
 A token bucket per endpoint lives in Redis, so every worker draws from the same one. The
-bucket holds a tenth of a second's worth (at least one token), so the rate holds over any
-window rather than allowing a second's burst. Tokens are taken before the deliveries are
+bucket holds a quarter of a second's worth (at least one token): the rate holds over any
+window of a second or more, and a worker claims a few at a time instead of waking for each
+token. Tokens are taken before the deliveries are
 claimed; one a claim could not use is lost, which errs on the slow side, never the fast.
 """
 
@@ -40,8 +41,8 @@ return {granted, wait}
 
 
 def capacity(rate: int) -> int:
-    """The bucket's size for `rate` per second: a tenth of a second's worth, at least one."""
-    return max(1, math.ceil(rate / 10))
+    """The bucket's size for `rate` per second: a quarter of a second's worth, at least one."""
+    return max(1, math.ceil(rate / 4))
 
 
 def take(wanted: Mapping[str, tuple[int, int]]) -> dict[str, tuple[int, float]]:

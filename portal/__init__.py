@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import dispatcher
 from portal import database  # noqa: F401  (registers the SQLite engine hooks)
-from portal.config import load_config
+from portal.config import engine_options, load_config
 from portal.extensions import csrf, db, login_manager, migrate
 
 __version__ = "0.1.0"
@@ -33,6 +33,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(load_config(os.environ, Path(app.instance_path)))
     if config:
         app.config.update(config)
+        if "SQLALCHEMY_DATABASE_URI" in config and "SQLALCHEMY_ENGINE_OPTIONS" not in config:
+            # the pool settings must suit the database actually used, not DATABASE_URL's
+            app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+                config["SQLALCHEMY_DATABASE_URI"]
+            )
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))

@@ -183,7 +183,7 @@ def public_key(subscription: Subscription) -> str | None:
     if subscription.signature_scheme != signing.ED25519:
         return None
     primary = signing.decrypt_secrets(subscription.secrets_encrypted)[0].secret
-    return signing.public_key(primary) if signing.scheme_of(primary) == signing.ED25519 else None
+    return signing.public_key(primary) if signing.is_ed25519(primary) else None
 
 
 def get(tenant_id: str, subscription_id: str) -> Subscription:

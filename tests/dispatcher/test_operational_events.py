@@ -158,7 +158,8 @@ def test_endpoint_failing_and_recovered_follow_the_breaker(app, receiver, run_wo
     receiver.script("/down", default=Reply(status=503))
     tenant, _, _ = _watch(receiver, events=("endpoint.failing", "endpoint.recovered"))
     sub, _ = make_subscription(tenant.id, receiver.url("/down"), events=["invoice.paid"])
-    for n in range(6):
+    # more than the breaker lets through before it opens, so some wait to be the probe
+    for n in range(12):
         publish("invoice.paid", {"invoice_id": f"inv_{n}"}, tenant_id=tenant.id)
     db.session.commit()
     run_worker()

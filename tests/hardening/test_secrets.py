@@ -63,7 +63,8 @@ def test_api_keys_are_stored_only_as_a_hash_and_a_short_prefix(app):
 
 
 # Names that hold key material; comparing them with == would leak timing.
-_SENSITIVE = re.compile(r"secret|signature|key_hash|token|password|api_key", re.I)
+# `signature_scheme` names an algorithm (hmac or ed25519), not key material.
+_SENSITIVE = re.compile(r"secret|signature(?!_scheme)|key_hash|token|password|api_key", re.I)
 
 
 def _names(node: ast.AST) -> set[str]:
