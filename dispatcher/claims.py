@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     bindparam,
     column,
+    literal_column,
     or_,
     select,
     text,
@@ -70,7 +71,8 @@ class DueEndpoint:
 def due_filter(now: datetime):
     """Deliveries that should be sent now and that no live worker holds."""
     return (
-        Delivery.status == "pending",
+        # a literal, not a parameter, so the planner may use the partial index of pending rows
+        Delivery.status == literal_column("'pending'"),
         Delivery.next_attempt_at <= now,
         or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
     )

@@ -31,6 +31,7 @@ class _Window:
     limit: float
     slow_start: bool = True
     cut_at: float = 0.0  # monotonic time of the last decrease
+    proven: bool = False  # its last finished request was a quick success
 
 
 class EndpointLimits:
@@ -45,6 +46,13 @@ class EndpointLimits:
         value = INITIAL_LIMIT if window is None else window.limit
         return max(1, min(ceiling, int(value)))
 
+    def proven(self, subscription_id: str) -> bool:
+        """Whether the endpoint's last finished request here was a quick success. Sends to an
+        endpoint that has not proven itself (new, failing, hanging) are kept off the working
+        slots (dispatcher/sending.py), so a dead endpoint never holds one."""
+        window = self._windows.get(subscription_id)
+        return window is not None and window.proven
+
     def observe(
         self, subscription_id: str, response: Response, sent_at: float, ceiling: int
     ) -> None:
@@ -54,8 +62,9 @@ class EndpointLimits:
             if len(self._windows) >= MAX_TRACKED:
                 self._windows.clear()
             window = self._windows[subscription_id] = _Window(float(min(INITIAL_LIMIT, ceiling)))
+        window.proven = response.succeeded and response.duration_ms <= QUICK_SECONDS * 1000
         if response.succeeded:
-            if response.duration_ms <= QUICK_SECONDS * 1000:
+            if window.proven:
                 step = 1.0 if window.slow_start else 1.0 / window.limit
                 window.limit = min(float(ceiling), window.limit + step)
         elif strained(response) and sent_at >= window.cut_at:

@@ -1,10 +1,11 @@
 """The worker process's sending threads and its recorder, shared by every drain job it runs.
 
 HOOKLINE_WORKER_CONCURRENCY is how many sends may be *working* at once. A send that has taken
-longer than SLOW_SECONDS (a hanging or very slow receiver) stops counting against it and moves
-to a bulkhead of HOOKLINE_SLOW_SEND_CAPACITY extra threads: it then costs its endpoint a
-thread and a socket, and healthy endpoints keep every working slot. Only when the bulkhead is
-full do slow sends count against the working slots again.
+longer than SLOW_SECONDS (a hanging or very slow receiver), or that goes to an endpoint whose
+last answer here was not a quick success (new, failing or hanging: it has to prove itself),
+does not count against it: it sits in a bulkhead of HOOKLINE_SLOW_SEND_CAPACITY extra threads,
+costing its endpoint a thread and a socket, and healthy endpoints keep every working slot.
+Only when the bulkhead is full do such sends count against the working slots again.
 
 Sends outlive the drain job that started them (a drain may end while a receiver hangs), so
 finished sends are written by a recorder thread of the process, in batches, rather than by the
@@ -52,7 +53,8 @@ class Sender:
             max_workers=working + slow_capacity, thread_name_prefix="hookline-send"
         )
         self._lock = threading.Lock()
-        self._started: dict[Future, tuple[Outcome, float]] = {}
+        # future → (outcome, when it started, from when it counts as slow), all monotonic
+        self._started: dict[Future, tuple[Outcome, float, float]] = {}
         self._per_endpoint = Counter[str]()
         self._held: dict[str, datetime] = {}  # Retry-After seen here, before it is recorded
         self._finished: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
@@ -74,12 +76,17 @@ class Sender:
         connect: float,
     ) -> None:
         """Start sending one prepared delivery."""
+        subscription_id = outcome.claim.subscription_id
         with self._lock:
-            self._per_endpoint[outcome.claim.subscription_id] += 1
+            self._per_endpoint[subscription_id] += 1
             self._unrecorded += 1
+            proven = self.limits.proven(subscription_id)
         future = self._executor.submit(_send, outcome, target, body, headers, timeout, connect)
+        started = time.monotonic()
+        # An endpoint that has not answered quickly yet counts as slow from the start.
+        slow_from = started + SLOW_SECONDS if proven else started
         with self._lock:
-            self._started[future] = (outcome, time.monotonic())
+            self._started[future] = (outcome, started, slow_from)
         future.add_done_callback(self._sent)
 
     def add_unsendable(self, outcomes: list[Outcome]) -> None:
@@ -92,7 +99,7 @@ class Sender:
     def _sent(self, future: Future) -> None:
         outcome = future.result()  # _send never raises: network trouble is in the response
         with self._lock:
-            _, started = self._started.pop(future)
+            _, started, _ = self._started.pop(future)
             subscription_id = outcome.claim.subscription_id
             self._per_endpoint[subscription_id] -= 1
             if not self._per_endpoint[subscription_id]:
@@ -111,9 +118,9 @@ class Sender:
     def free_slots(self) -> int:
         """Working slots free now; sends slower than SLOW_SECONDS take none while the bulkhead
         has room for them."""
-        slow_before = time.monotonic() - SLOW_SECONDS
+        now = time.monotonic()
         with self._lock:
-            slow = sum(1 for _, started in self._started.values() if started < slow_before)
+            slow = sum(1 for _, _, slow_from in self._started.values() if slow_from <= now)
             working = len(self._started) - slow + max(0, slow - self.slow_capacity)
         return max(0, self.working - working)
 

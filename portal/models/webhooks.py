@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
@@ -102,8 +112,16 @@ class Delivery(db.Model):
         Index("ix_deliveries_tenant_id_id", "tenant_id", "id"),
         Index("ix_deliveries_tenant_status_id", "tenant_id", "status", "id"),
         # Claims walk this one endpoint at a time (round-robin), oldest due first within each.
+        # Partial: only pending rows, so a finished delivery leaves it instead of moving within
+        # it, and it stays the size of the work to do, not of the history.
         Index(
-            "ix_deliveries_endpoint_due", "status", "priority", "subscription_id", "next_attempt_at"
+            "ix_deliveries_pending_due",
+            "status",
+            "priority",
+            "subscription_id",
+            "next_attempt_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
         ),
         Index("ix_deliveries_subscription_status", "subscription_id", "status"),
         Index("ix_deliveries_event", "event_id"),
