@@ -193,7 +193,11 @@ def _drain_with(out: Sender, priority: bool) -> int:
         # CLAIM_EVERY), when a held-back endpoint may go again, and every LOOK_EVERY for work
         # published since; never in a busy loop over endpoints that are at their limit.
         if free and (
-            (woke and (free >= refill_at or now - last_claim >= CLAIM_EVERY_SECONDS))
+            (
+                woke
+                and (round_.more or round_.claims)  # not when all it found was held back
+                and (free >= refill_at or now - last_claim >= CLAIM_EVERY_SECONDS)
+            )
             or resume
             or _time_to_look(round_, now - last_claim, priority)
         ):
@@ -267,16 +271,19 @@ def _start(out: Sender, claimed: list[Claim]) -> int:
 class DueList:
     """The endpoints with pending work, as one drain last listed them.
 
-    Listing costs an index probe per endpoint, so a busy drain lists at most every
-    LOOK_EVERY and in between claims from the list, dropping an endpoint once a claim finds
-    it has nothing more due. Work for an endpoint not on the list waits at most LOOK_EVERY."""
+    Listing costs an index probe per endpoint. A drain whose rounds fill every free slot
+    (a backlog) lists at most every LOOK_EVERY and in between claims from the list, dropping
+    an endpoint once a claim finds nothing more due there; a drain with slots to spare lists
+    every round, so fresh work for any endpoint goes out at once."""
 
     def __init__(self) -> None:
         self._endpoints: dict[str, claims.DueEndpoint] = {}
         self._listed_at = -LOOK_EVERY_SECONDS
+        self.thin = True  # the last round left slots free: list again before the next one
 
     def current(self) -> list[claims.DueEndpoint]:
-        if not self._endpoints or time.monotonic() - self._listed_at >= LOOK_EVERY_SECONDS:
+        stale = time.monotonic() - self._listed_at >= LOOK_EVERY_SECONDS
+        if self.thin or stale or not self._endpoints:
             self._endpoints = {e.subscription_id: e for e in claims.due_endpoints()}
             self._listed_at = time.monotonic()
         return list(self._endpoints.values())
@@ -333,6 +340,7 @@ def _claim_normal(out: Sender, due: DueList, free: int, lease: timedelta) -> Rou
         if endpoint.rate_limit:
             rates[sid] = endpoint.rate_limit
     grants = _share(rooms, free)
+    due.thin = sum(grants.values()) < free
     round_.more = round_.more or sum(grants.values()) < sum(rooms.values())
     if rates:
         wanted = {sid: (rate, grants[sid]) for sid, rate in rates.items() if grants.get(sid)}
@@ -357,7 +365,11 @@ def _claim_normal(out: Sender, due: DueList, free: int, lease: timedelta) -> Rou
     for sid, granted in grants.items():
         if counts.get(sid, 0) < granted:
             due.spent(sid)
-    round_.more = round_.more or any(n == grants[sid] for sid, n in counts.items())
+    # An endpoint that got all it asked for may have more; a rate-limited one waits for its
+    # next token (`resume_at`) instead of a retry on every finished send.
+    round_.more = round_.more or any(
+        n == grants[sid] for sid, n in counts.items() if sid not in rates
+    )
     return round_
 
 
