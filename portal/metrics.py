@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 import dispatcher.metrics  # noqa: F401  (defines the counters, so a scrape shows them at 0)
-from dispatcher import clock, queues
+from dispatcher import clock, health, queues
 from dispatcher.claims import due_filter
 from dispatcher.health import STATES
 from portal.extensions import db
@@ -74,7 +74,10 @@ class OutboxCollector(Collector):
 
     def _database(self) -> Iterator[Metric]:
         now = clock.now()
-        due = due_filter(now)
+        # Deliveries their endpoint's breaker or Retry-After holds back are waiting by design,
+        # not behind: they show as hookline_endpoints{state} instead.
+        held = select(Subscription.id).where(health.unhealthy(now))
+        due = (*due_filter(now), Delivery.subscription_id.not_in(held))
         overdue_after = max(
             OVERDUE_AFTER, timedelta(seconds=4 * current_app.config["HOOKLINE_SWEEP_INTERVAL"])
         )
@@ -123,15 +126,15 @@ class OutboxCollector(Collector):
         db.session.rollback()  # end the read transaction: no snapshot held between scrapes
         for name, documentation, value in figures:
             yield GaugeMetricFamily(name, documentation, value=float(value or 0))
-        health = GaugeMetricFamily(
+        by_health = GaugeMetricFamily(
             "hookline_endpoints",
             "Active endpoints by health: healthy, failing (circuit breaker open) or throttled "
             "(paused by the receiver's Retry-After).",
             labels=["state"],
         )
         for state in STATES:
-            health.add_metric([state], float(states[state]))
-        yield health
+            by_health.add_metric([state], float(states[state]))
+        yield by_health
 
     def _queues(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(

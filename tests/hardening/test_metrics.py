@@ -90,6 +90,23 @@ def test_last_failed_attempt_counts_as_failed(app, client, receiver, run_worker)
         assert moved == expected, outcome
 
 
+def test_deliveries_a_breaker_holds_back_are_not_overdue(app, client, receiver, clock):
+    """Waiting for a failing endpoint's pause is by design: it shows as the endpoint's state."""
+    tenant_id, _, failing_id = _two_endpoints(receiver)
+    _publish(tenant_id, 3)
+    set_health(
+        failing_id,
+        circuit_opened_at=clock.now(),
+        paused_until=clock.now() + timedelta(minutes=5),
+        consecutive_failures=5,
+    )
+    clock.advance(minutes=2)
+    late = scrape(client)
+    assert value(late, "hookline_deliveries_due") == 3  # the healthy endpoint's only
+    assert value(late, "hookline_deliveries_overdue") == 3
+    assert value(late, "hookline_endpoints", state="failing") == 1
+
+
 def test_deliveries_no_worker_takes_become_overdue(app, client, receiver, clock):
     tenant_id, _, _ = _two_endpoints(receiver)
     _publish(tenant_id, 3)
