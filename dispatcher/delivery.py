@@ -34,6 +34,8 @@ TARGET_CACHE_SECONDS = 30.0
 CLAIM_EVERY_SECONDS = 0.05  # the longest freed slots wait for a claim when the pool is half busy
 LOOK_EVERY_SECONDS = 0.1  # how often a drain looks for new work (a Redis flag) or a new list
 IDLE_LOOK_SECONDS = 1.0  # how often a drain with nothing to claim looks in the database anyway
+FLAG_LOOK_SECONDS = 0.01  # how often a drain with nothing to claim checks the kick flag
+LINGER_SECONDS = 0.25  # a drain that ran out of work waits this long for more before it ends
 PRIORITY_LOOK_SECONDS = 0.1  # how often a busy normal drain checks for tests and manual retries
 
 _secrets_cache: dict[str, list[signing.StoredSecret]] = {}
@@ -181,6 +183,7 @@ def _drain_with(out: Sender, priority: bool) -> int:
     asked_for_help = False
     last_claim = next_priority_look = 0.0
     sent_at_claim = 0
+    last_work = time.monotonic()
     last_record = time.monotonic()
     round_ = Round(more=True)
     due = DueList()
@@ -218,37 +221,40 @@ def _drain_with(out: Sender, priority: bool) -> int:
         if now - last_record >= RECORD_EVERY_SECONDS or not out.in_flight():
             out.record_finished()
             last_record = now
-        if not round_.more and not round_.claims:
-            if round_.resume_at is None:
-                return started  # nothing due: what is in flight is the sender's to record
-            if round_.resume_at > clock.now() + timedelta(seconds=budget_ends - now):
-                queues.schedule_drain(round_.resume_at)
-                return started
+        if round_.claims or round_.more:
+            last_work = now
+        elif round_.resume_at is None:
+            # Nothing due. Linger a moment for the next commit: at a steady trickle a fresh
+            # event then goes out within FLAG_LOOK instead of waiting for a new RQ job.
+            if now - last_work >= LINGER_SECONDS:
+                return started  # what is in flight is the sender's to record
+        elif round_.resume_at > clock.now() + timedelta(seconds=budget_ends - now):
+            queues.schedule_drain(round_.resume_at)
+            return started
         if woke:
             # Sends are finishing but too few slots are free to claim yet: wake at the next
             # one to finish, or when CLAIM_EVERY is up.
             out.wake.clear()
             out.wake.wait(max(0.001, last_claim + CLAIM_EVERY_SECONDS - time.monotonic()))
         else:
-            out.wake.wait(_next_look(now, last_claim, round_.resume_at))
+            out.wake.wait(_next_look(round_.resume_at))
     queues.kick(priority)  # the budget is spent with work left: a fresh job carries on
     return started
 
 
 def _time_to_look(last: Round, since_claim: float, priority: bool) -> bool:
     """Whether to run a claim round although no send finished: every LOOK_EVERY while the
-    last round found work, else only when a commit since then set the kick flag (a cheap
-    Redis call instead of a database round), and every IDLE_LOOK at the latest."""
-    if since_claim < LOOK_EVERY_SECONDS:
-        return False
-    if last.claims or since_claim >= IDLE_LOOK_SECONDS:
+    last round found work, else when a commit since then set the kick flag (a cheap Redis
+    call every FLAG_LOOK instead of a database round), and every IDLE_LOOK at the latest."""
+    if since_claim >= IDLE_LOOK_SECONDS or (last.claims and since_claim >= LOOK_EVERY_SECONDS):
         return True
-    return queues.take_kick_flag(priority)
+    return since_claim >= FLAG_LOOK_SECONDS and queues.take_kick_flag(priority)
 
 
-def _next_look(now: float, last_claim: float, resume_at: datetime | None) -> float:
-    """Seconds to sleep unless a send finishes first."""
-    wait = last_claim + LOOK_EVERY_SECONDS - now
+def _next_look(resume_at: datetime | None) -> float:
+    """Seconds to sleep unless a send finishes first: until the next look at the kick flag,
+    or the end of a pause if sooner."""
+    wait = FLAG_LOOK_SECONDS
     if resume_at is not None:
         wait = min(wait, (resume_at - clock.now()).total_seconds())
     return max(0.001, wait)
