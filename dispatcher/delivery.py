@@ -231,10 +231,10 @@ def _drain_with(out: Sender, priority: bool) -> int:
         elif round_.resume_at > clock.now() + timedelta(seconds=budget_ends - now):
             queues.schedule_drain(round_.resume_at)
             return started
-        if woke:
+        out.wake.clear()
+        if woke and (round_.more or round_.claims):
             # Sends are finishing but too few slots are free to claim yet: wake at the next
             # one to finish, or when CLAIM_EVERY is up.
-            out.wake.clear()
             out.wake.wait(max(0.001, last_claim + CLAIM_EVERY_SECONDS - time.monotonic()))
         else:
             out.wake.wait(_next_look(round_.resume_at))
