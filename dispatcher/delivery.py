@@ -193,8 +193,8 @@ def _drain_with(out: Sender, priority: bool) -> int:
         woke = out.sent_count != sent_at_claim  # sends finished since the last claim
         resume = round_.resume_at is not None and round_.resume_at <= clock.now()
         # Claim when sends finished (at once when half the pool is free, else every
-        # CLAIM_EVERY), when a held-back endpoint may go again, and every LOOK_EVERY for work
-        # published since; never in a busy loop over endpoints that are at their limit.
+        # CLAIM_EVERY), when a held-back endpoint may go again, and when work was committed
+        # since (`_time_to_look`); never in a busy loop over endpoints that are at their limit.
         if free and (
             (
                 woke
