@@ -147,12 +147,6 @@ class Sender:
                 return None
             return until
 
-    @property
-    def busy(self) -> bool:
-        """Whether anything is in flight or not yet recorded."""
-        with self._lock:
-            return self._unrecorded > 0
-
     # Recording. Whoever holds `consumer` writes what has finished: the running drain job
     # (so one thread does all of a worker's database writes, and SQLite's lock is never
     # fought over inside one process), else the recorder thread, for sends that outlived
