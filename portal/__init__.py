@@ -17,8 +17,9 @@ from portal.extensions import csrf, db, login_manager, migrate
 
 __version__ = "0.1.0"
 
-# templates/ and static/ ship inside the package, where Flask looks by default.
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# templates/, static/ and migrations/ ship inside the package (Flask looks for the first two
+# there by default; Flask-Migrate is told where the third is).
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
