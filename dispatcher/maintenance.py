@@ -165,12 +165,14 @@ def prune(budget: float | None = None) -> tuple[int, int, int]:
     one batch per sweep. Attempts go first: deleting a delivery would otherwise delete its
     attempts by ON DELETE CASCADE, one trigger call per delivery, and uncounted.
 
-    Measured on PostgreSQL (tests/perf/retention.py, 2 cores): batches of 5,000 delete about
-    170,000 rows/s back to back, 140,000 in batches of 1,000, no more in batches of 20,000;
-    back to back beside a worker delivering 100/s, that added about 130 ms to its p99. With
-    a pause as long as each batch (PRUNE_PAUSE) it still prunes about 30,000 rows/s beside
-    the worker, a hundred times the intake of 100 deliveries/s, and the p99 stayed within the
-    runs without pruning."""
+    Measured on PostgreSQL (tests/perf/retention.py, a shared 2-core machine): back to back,
+    batches of 5,000 delete about 170,000 rows/s (1,000: 140,000; 20,000: no more), but beside
+    a worker delivering 100/s that added over 100 ms to its p99. With a pause as long as each
+    batch (PRUNE_PAUSE) it pruned 19,000-44,000 rows/s beside the worker, so sweeps of 5 s
+    every 15 s keep up with 10-25 times an intake of 100 deliveries/s of 4 attempts each;
+    pruning all the time, it added 86 ms to the median p99 of alternating runs (single runs
+    from -23 to +161 ms: the p99 without pruning varies about as much).
+    """
     cutoff = clock.now() - timedelta(days=current_app.config["HOOKLINE_RETENTION_DAYS"])
     deadline = monotonic() + (prune_budget() if budget is None else budget)
     attempts, deliveries, events = [
