@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask
@@ -145,7 +146,7 @@ def fill(app: Flask, tag: str, events: int, rebuild_indexes: bool) -> float:
 
 
 def _sql(app: Flask, statement: str, autocommit: bool = False):
-    """One statement's scalar result (VACUUM needs `autocommit`)."""
+    """One statement's scalar result, or None (VACUUM needs `autocommit`)."""
     with app.app_context(), db.engine.connect() as connection:
         if autocommit:
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -165,10 +166,6 @@ def table_sizes(app: Flask) -> dict[str, dict[str, int]]:
     }
 
 
-def row_counts(app: Flask) -> dict[str, int]:
-    return {t: _sql(app, f"SELECT count(*) FROM {t}") for t in TABLES}
-
-
 def vacuum(app: Flask) -> float:
     """VACUUM (ANALYZE) the three tables, as autovacuum would; returns its seconds."""
     started = time.monotonic()
@@ -177,7 +174,11 @@ def vacuum(app: Flask) -> float:
 
 
 def prune_for(
-    app: Flask, until_empty: bool, budget: float | None = None, stop=None, started=None
+    app: Flask,
+    until_empty: bool,
+    budget: float | None = None,
+    stop: Callable[[], bool] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> dict:
     """`maintenance.prune()` sweeps back to back (each of `budget` seconds, default its own)
     until a sweep finds nothing left (`until_empty`) or `stop()` says so.
@@ -187,8 +188,8 @@ def prune_for(
     something (not the waits once nothing is left)."""
     before = _expired_left(app)
     sweeps, busy = [], 0.0
-    if started:
-        started()
+    if on_start:
+        on_start()
     with app.app_context():
         while not (stop and stop()):
             started = time.monotonic()
