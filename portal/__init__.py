@@ -17,8 +17,8 @@ from portal.extensions import csrf, db, login_manager, migrate
 
 __version__ = "0.1.0"
 
-# templates/, static/ and migrations/ ship inside the package (Flask looks for the first two
-# there by default; Flask-Migrate is told where the third is).
+# templates/, static/ and migrations/ ship inside the package (the ui blueprint serves the
+# first two; Flask-Migrate is told where the third is).
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -26,7 +26,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings from the environment, then `config` overrides (tests use it)."""
     from portal import api, cli, health, metrics, security, ui  # here: `import dispatcher` skips
 
-    app = Flask(__name__, instance_path=configured_instance_path(config or {}, os.environ))
+    # No app-level templates or /static: the ui blueprint serves both, as it does in a host app.
+    app = Flask(
+        __name__,
+        static_folder=None,
+        template_folder=None,
+        instance_path=configured_instance_path(config or {}, os.environ),
+    )
     app.config.from_mapping(load_config(os.environ, Path(app.instance_path)))
     if config:
         app.config.update(config)

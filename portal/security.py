@@ -24,6 +24,9 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 HSTS = "max-age=31536000; includeSubDomains"
 
+# The portal's files (served by its blueprint) and an app's own: public, so cacheable.
+STATIC_ENDPOINTS = frozenset({"ui.static", "static"})
+
 HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
@@ -40,7 +43,7 @@ def add_security_headers(response: Response) -> Response:
     if current_app.config.get("HOOKLINE_ENV") == "production":
         response.headers.setdefault("Strict-Transport-Security", HSTS)
     # Pages and API answers can hold signing secrets and tenant data: no shared or disk cache.
-    if request.endpoint != "static" and "Cache-Control" not in response.headers:
+    if request.endpoint not in STATIC_ENDPOINTS and "Cache-Control" not in response.headers:
         response.headers["Cache-Control"] = "no-store"
     return response
 

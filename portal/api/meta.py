@@ -19,7 +19,7 @@ DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ spec.info.title }}</title>
-<link rel="stylesheet" href="{{ url_for('static', filename='css/api-docs.css') }}"></head><body>
+<link rel="stylesheet" href="{{ url_for('ui.static', filename='css/api-docs.css') }}"></head><body>
 <h1>{{ spec.info.title }} <small>{{ spec.info.version }}</small></h1>
 <p>Authenticate with <code>Authorization: Bearer &lt;API key&gt;</code>. Errors are
 <code>application/problem+json</code>. The machine-readable description is

@@ -15,7 +15,12 @@ bp = protect(Blueprint("api_keys", __name__, url_prefix="/api-keys"))
 
 def _page(form: ApiKeyForm, status: int = 200, **extra) -> Response:
     response = make_response(
-        render("api_keys/index.html", keys=accounts.list_api_keys(tenant_id()), form=form, **extra),
+        render(
+            "hookline/api_keys/index.html",
+            keys=accounts.list_api_keys(tenant_id()),
+            form=form,
+            **extra,
+        ),
         status,
     )
     response.headers["Cache-Control"] = "no-store"

@@ -25,14 +25,14 @@ def login() -> Response | tuple[str, int] | str:
     form = LoginForm()
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
-        return render_template("auth/login.html", form=form), status
+        return render_template("hookline/auth/login.html", form=form), status
     email, ip = form.email.data, request.remote_addr or "unknown"
     if ratelimit.is_blocked(email, ip):
-        return render_template("auth/login.html", form=form, error=THROTTLED), 429
+        return render_template("hookline/auth/login.html", form=form, error=THROTTLED), 429
     user = accounts.authenticate(email, form.password.data)
     if user is None:
         ratelimit.record_failure(email, ip)
-        return render_template("auth/login.html", form=form, error=FAILED), 401
+        return render_template("hookline/auth/login.html", form=form, error=FAILED), 401
     ratelimit.clear(email, ip)
     target = safe_next(request.args.get("next"), url_for("ui.dashboard.index"))
     session.clear()  # no session fixation: the signed-in session starts empty

@@ -37,7 +37,7 @@ def _page(form: CustomTypeForm, errors: dict[str, str]) -> tuple[str, int]:
     status = 400 if errors or form.errors else 200
     return (
         render(
-            "catalog/index.html",
+            "hookline/catalog/index.html",
             groups=picker_groups(types),
             query=query,
             form=form,

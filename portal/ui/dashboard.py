@@ -19,7 +19,7 @@ def index() -> str:
     overview = stats.tenant_overview(tenant_id(), clock.now())
     has_endpoints = bool(subscription_service.list_for_tenant(tenant_id(), limit=1))
     return render(
-        "dashboard/index.html",
+        "hookline/dashboard/index.html",
         overview=overview,
         chart=hourly_chart(overview.hours),
         has_endpoints=has_endpoints,

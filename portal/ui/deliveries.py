@@ -68,8 +68,8 @@ def index() -> Response:
     endpoints = subscription_service.list_for_tenant(tid, limit=100)
     response = make_response(
         render(
-            "deliveries/index.html",
-            "deliveries/_results.html",
+            "hookline/deliveries/index.html",
+            "hookline/deliveries/_results.html",
             page=page,
             errors=errors,
             filters=filters,
@@ -105,7 +105,11 @@ def _detail_context(delivery_id: str) -> dict:
 @bp.get("/<delivery_id>")
 def show(delivery_id: str) -> str:
     """Every attempt's request and response; the partial polls while the delivery is pending."""
-    return render("deliveries/show.html", "deliveries/_detail.html", **_detail_context(delivery_id))
+    return render(
+        "hookline/deliveries/show.html",
+        "hookline/deliveries/_detail.html",
+        **_detail_context(delivery_id),
+    )
 
 
 @bp.post("/<delivery_id>/retry")
@@ -118,11 +122,11 @@ def retry(delivery_id: str) -> Response | str:
         if request.htmx:
             context = _detail_context(delivery_id)
             # 200, not 409: htmx swaps only successful responses, and the message must show
-            return render("deliveries/_detail.html", retry_error=exc.message, **context)
+            return render("hookline/deliveries/_detail.html", retry_error=exc.message, **context)
         flash(exc.message, "error")
         return redirect(url_for("ui.deliveries.show", delivery_id=delivery_id))
     db.session.commit()
     if request.htmx:
-        return render("deliveries/_detail.html", **_detail_context(delivery_id))
+        return render("hookline/deliveries/_detail.html", **_detail_context(delivery_id))
     flash("Retry queued.", "success")
     return redirect(url_for("ui.deliveries.show", delivery_id=delivery_id))

@@ -57,7 +57,7 @@ def index() -> tuple[str, int]:
     endpoints = rows[:50]
     health = {row.id: subscription_service.health(row) for row in endpoints}
     page = render(
-        "endpoints/index.html",
+        "hookline/endpoints/index.html",
         endpoints=endpoints,
         health=health,
         next_cursor=next_cursor,
@@ -69,7 +69,7 @@ def index() -> tuple[str, int]:
 def _form_page(form: EndpointForm, selected: list[str], errors: dict[str, str], endpoint=None):
     status = 400 if errors or form.errors else 200
     page = render(
-        "endpoints/form.html",
+        "hookline/endpoints/form.html",
         form=form,
         endpoint=endpoint,
         groups=picker_groups(event_types.list_types(tenant_id())),
@@ -141,7 +141,7 @@ def try_filter() -> str:
             outcome["matches"] = subscription_service.try_data_filter(spec, example)
         except ServiceError as exc:
             outcome["error"] = exc.message
-    return render_template("endpoints/_filter_result.html", **outcome)
+    return render_template("hookline/endpoints/_filter_result.html", **outcome)
 
 
 @bp.route("/<subscription_id>/edit", methods=["GET", "POST"])
@@ -190,7 +190,7 @@ def _show(subscription_id: str, **extra) -> str:
         formdata=None, data={"since": day_ago.replace(tzinfo=None, second=0, microsecond=0)}
     )
     return render(
-        "endpoints/show.html",
+        "hookline/endpoints/show.html",
         endpoint=endpoint,
         health=subscription_service.health(endpoint),
         stats=stats.subscription_stats(tid, subscription_id, clock.now()),
@@ -226,7 +226,7 @@ def reveal(subscription_id: str) -> Response:
         endpoint = subscription_service.get(tenant_id(), subscription_id)
         return _no_store(
             render(
-                "endpoints/_secret.html",
+                "hookline/endpoints/_secret.html",
                 endpoint=endpoint,
                 secret=secret,
                 revealed=True,
@@ -256,7 +256,7 @@ def rotate(subscription_id: str):
         endpoint = subscription_service.get(tenant_id(), subscription_id)
         return _no_store(
             render(
-                "endpoints/_secret.html",
+                "hookline/endpoints/_secret.html",
                 endpoint=endpoint,
                 rotate_form=RotateForm(formdata=None),
                 **context,
@@ -282,7 +282,7 @@ def send_test(subscription_id: str):
     db.session.commit()
     if request.htmx:
         return render_template(
-            "endpoints/_test_result.html",
+            "hookline/endpoints/_test_result.html",
             delivery=delivery,
             attempt=None,
             endpoint_id=subscription_id,
@@ -301,7 +301,7 @@ def test_result(subscription_id: str, delivery_id: str) -> Response | str:
         return redirect(url_for("ui.deliveries.show", delivery_id=delivery_id))
     attempts = deliveries.attempts_for(delivery)
     return render_template(
-        "endpoints/_test_result.html",
+        "hookline/endpoints/_test_result.html",
         delivery=delivery,
         attempt=attempts[-1] if attempts else None,
         endpoint_id=subscription_id,

@@ -25,13 +25,13 @@ def register(bp: Blueprint) -> None:
     @bp.errorhandler(CSRFError)
     def csrf_refused(error: CSRFError) -> tuple[str, int]:
         db.session.rollback()
-        return render_template("errors/400.html", reason=error.description), 400
+        return render_template("hookline/errors/400.html", reason=error.description), 400
 
     @bp.errorhandler(NotFound)
     @bp.errorhandler(HTTPNotFound)
     def not_found(error: Exception) -> tuple[str, int]:
         db.session.rollback()
-        return render_template("errors/404.html"), 404
+        return render_template("hookline/errors/404.html"), 404
 
     for outage in outages.OUTAGE_ERRORS:
         bp.register_error_handler(outage, unavailable)
@@ -52,7 +52,8 @@ def unavailable(error: Exception) -> Response:
     log.warning("%s unavailable in %s %s: %s", server, request.method, request.path, error)
     seconds = outages.RETRY_AFTER_SECONDS
     # Rendered without the context processors: Flask-Login's would load the signed-in user.
-    page = current_app.jinja_env.get_template("errors/503.html").render(retry_after=seconds)
+    template = current_app.jinja_env.get_template("hookline/errors/503.html")
+    page = template.render(retry_after=seconds)
     response = make_response(page, 503)
     response.headers["Retry-After"] = str(seconds)
     return response
