@@ -1,4 +1,5 @@
-"""The JSON API at /api/v1/webhooks: everything a tenant admin can do, for programs.
+"""The JSON API (at /api/v1/webhooks unless mounted elsewhere): everything a tenant admin can
+do, for programs.
 
 flask-smorest builds the OpenAPI document from the marshmallow schemas that validate requests.
 Its app-wide JSON error handler is replaced by problem handlers on the API's own blueprints,
@@ -45,8 +46,13 @@ class HooklineApi(Api):
         self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, default, lazy=True)
 
 
-def init_app(app: Flask) -> None:
-    """Register the API blueprints, their converters and the OpenAPI document on `app`."""
+def init_app(app: Flask, url_prefix: str = API_PREFIX) -> None:
+    """Register the API blueprints, their converters and the OpenAPI document on `app`, every
+    route under `url_prefix` (the OpenAPI document shows those real paths)."""
+    url_prefix = url_prefix.rstrip("/")
+    if not url_prefix.startswith("/"):
+        # at the root, the API's catch-all problem route would answer every page of the app
+        raise ValueError(f"the API needs a path prefix such as {API_PREFIX!r}, not {url_prefix!r}")
     app.url_map.converters.update(converters.CONVERTERS)
     api = HooklineApi(
         spec_kwargs={
@@ -67,8 +73,8 @@ def init_app(app: Flask) -> None:
     api.register_converter(converters.IdConverter, converters.id_parameter_schema)
     api.register_converter(converters.NameConverter, converters.name_parameter_schema)
     for blp in RESOURCES:
-        api.register_blueprint(blp)
+        api.register_blueprint(blp, url_prefix=url_prefix + blp.url_prefix)
         csrf.exempt(blp)
-    app.register_blueprint(meta.bp)
+    app.register_blueprint(meta.bp, url_prefix=url_prefix)
     csrf.exempt(meta.bp)
     app.extensions["hookline-api"] = api

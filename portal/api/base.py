@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from portal.api import auth, errors
 
+# Where the API is mounted unless the app says otherwise (api.init_app(app, url_prefix=...)).
 API_PREFIX = "/api/v1/webhooks"
 
 # Errors any authenticated operation can answer; the rest are listed per operation.
@@ -18,8 +19,12 @@ BODY_ERRORS = (400, 413, 415)
 
 
 def resource_blueprint(name: str, path: str, description: str) -> Blueprint:
-    """A blueprint under the API prefix whose routes need an API key and answer problems."""
-    blp = Blueprint(name, __name__, url_prefix=API_PREFIX + path, description=description)
+    """A blueprint at `path` whose routes need an API key and answer problems.
+
+    `path` is relative to the API prefix, which is added when the API is registered on an
+    app (see portal.api.init_app), so one blueprint serves any prefix a host chooses.
+    """
+    blp = Blueprint(name, __name__, url_prefix=path, description=description)
     errors.attach(blp)
     auth.protect(blp)
     return blp

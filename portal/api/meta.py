@@ -3,13 +3,13 @@ answer for any path or method under the prefix that no route serves."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template_string, request
+from flask import Blueprint, current_app, jsonify, render_template_string, request, url_for
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from portal.api import errors
-from portal.api.base import API_PREFIX
 
-bp = Blueprint("api-meta", __name__, url_prefix=API_PREFIX)
+# Mounted at the API prefix by portal.api.init_app.
+bp = Blueprint("api-meta", __name__)
 errors.attach(bp)
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -84,4 +84,4 @@ def fallback(path: str):
     allowed = _allowed_methods(request.path)
     if allowed:
         raise MethodNotAllowed(valid_methods=sorted(allowed))
-    raise NotFound(f"There is no {request.path} in this API; see {API_PREFIX}/docs.")
+    raise NotFound(f"There is no {request.path} in this API; see {url_for('api-meta.docs')}.")
