@@ -71,6 +71,11 @@ def _next_state(outcome: Outcome, schedule: list[int], now: datetime) -> dict:
     return state
 
 
+# RETURNING makes SQLAlchemy send the batch as one multi-row INSERT ("insertmanyvalues"):
+# with executemany, SQLite gave up the GIL and waited to get it back for every row.
+_INSERT_ATTEMPTS = insert(Attempt.__table__).returning(Attempt.__table__.c.id)
+
+
 def record(outcomes: list[Outcome]) -> None:
     """Write attempts and new delivery states in one transaction, then schedule retries."""
     if not outcomes:
@@ -85,7 +90,7 @@ def record(outcomes: list[Outcome]) -> None:
     if attempted:
         # Core executemany: the ORM's bulk paths cost more than the SQL itself at this rate.
         db.session.execute(
-            insert(Attempt.__table__),
+            _INSERT_ATTEMPTS,
             [
                 {
                     "id": new_id("attempt"),
