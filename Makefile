@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
-HTMX := static/vendor/htmx.min.js
+HTMX := portal/static/vendor/htmx.min.js
 PYTEST_ARGS ?=
 
 .PHONY: venv assets run test lint clean bench soak
@@ -50,5 +50,5 @@ soak: venv
 
 # Keeps instance/ (the development database, keys and Redis data); delete it by hand to start over.
 clean:
-	rm -rf $(VENV) node_modules static/vendor build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules portal/static/vendor build dist *.egg-info .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

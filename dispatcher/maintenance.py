@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from time import monotonic, sleep
 
 from flask import current_app
-from sqlalchemy import delete, exists, select
+from sqlalchemy import ColumnElement, delete, exists, select, true
+from sqlalchemy.orm import InstrumentedAttribute
 
 from dispatcher import clock, lifecycle, queues
 from dispatcher.claims import due_filter
@@ -20,8 +22,16 @@ from portal.models import Attempt, Delivery, Event, Subscription
 
 log = logging.getLogger(__name__)
 
-PRUNE_BATCH = 1000
-PRUNE_MAX_BATCHES = 50
+# Rows per delete: big enough that a batch costs little more than its rows, small enough
+# that one transaction stays short (about 30 ms on PostgreSQL; the figures are in prune()).
+PRUNE_BATCH = 5000
+# The most one sweep spends pruning while batches come back full (a third of the default
+# 15 s interval): a backlog drains over several sweeps and the sweep itself stays prompt.
+PRUNE_SECONDS = 5.0
+# After each full batch, a pause this many times as long as the batch took: on SQLite a delete
+# holds the only write lock, on PostgreSQL it holds a core, and either way delivery should
+# get its turn in between (see prune()).
+PRUNE_PAUSE = 1.0
 
 
 @dataclass
@@ -77,34 +87,97 @@ def disable_failing_endpoints() -> int:
     return len(failing)
 
 
-def _prune(model, id_column, condition) -> int:
-    total = 0
-    for _ in range(PRUNE_MAX_BATCHES):
-        ids = db.session.scalars(select(id_column).where(condition).limit(PRUNE_BATCH)).all()
-        if not ids:
-            break
-        db.session.execute(
-            delete(model).where(id_column.in_(ids)).execution_options(synchronize_session=False)
-        )
-        db.session.commit()
-        total += len(ids)
-    return total
+@dataclass(frozen=True)
+class _Expired:
+    """One table's expired rows: those with `key` (an indexed timestamp) before the cutoff
+    that also meet `also`."""
+
+    model: type[db.Model]
+    key: InstrumentedAttribute[datetime]
+    also: ColumnElement[bool]
 
 
-def prune() -> tuple[int, int, int]:
-    """Delete attempts, finished deliveries and events older than the retention, in batches."""
+def _expired(cutoff: datetime) -> list[_Expired]:
+    """What retention removes: attempts that started before the cutoff; finished deliveries
+    created before it whose last attempt (a manual retry, say) is older too; and events
+    created before it that have no delivery left. A pending delivery and its event stay."""
+    return [
+        _Expired(Attempt, Attempt.started_at, true()),
+        _Expired(
+            Delivery,
+            Delivery.created_at,
+            (Delivery.status != "pending")
+            & (Delivery.last_attempt_at.is_(None) | (Delivery.last_attempt_at < cutoff)),
+        ),
+        _Expired(Event, Event.created_at, ~exists().where(Delivery.event_id == Event.id)),
+    ]
+
+
+def _prune_batch(
+    table: _Expired, cutoff: datetime, after: datetime | None
+) -> tuple[int, datetime | None]:
+    """Delete the expired rows among the next PRUNE_BATCH rows by key after `after`, in one
+    short transaction. Returns how many went and the batch's last key (None: table done).
+
+    A batch is a key range read off the key's index (its upper end by OFFSET), so each one
+    starts where the last ended and never walks again over the index entries of rows deleted
+    earlier in the sweep (dead until VACUUM); no id list goes to and fro; and the other
+    conditions (status, no delivery left) are checked row by row inside the range, never
+    planned as a join over the whole table."""
+    span = [table.key < cutoff] if after is None else [table.key < cutoff, table.key > after]
+    upper = db.session.scalar(
+        select(table.key).where(*span).order_by(table.key).offset(PRUNE_BATCH - 1).limit(1)
+    )
+    bounds = span if upper is None else [*span, table.key <= upper]
+    deleted = db.session.execute(
+        delete(table.model).where(*bounds, table.also).execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return deleted, upper
+
+
+def prune_budget() -> float:
+    """Seconds one sweep may spend pruning: PRUNE_SECONDS, but at most half the sweep interval,
+    because the maintenance lock lasts one interval and a sweep still pruning when it expires
+    would have another worker's sweep prune beside it."""
+    return min(PRUNE_SECONDS, current_app.config["HOOKLINE_SWEEP_INTERVAL"] / 2)
+
+
+def _prune_table(table: _Expired, cutoff: datetime, deadline: float) -> int:
+    """Batches of one table until one comes back short (the table is done) or the deadline,
+    pausing after each as long as it took (see prune())."""
+    total, after = 0, None
+    while True:
+        started = monotonic()
+        deleted, after = _prune_batch(table, cutoff, after)
+        total += deleted
+        if after is None or monotonic() >= deadline:
+            return total
+        sleep((monotonic() - started) * PRUNE_PAUSE)
+
+
+def prune(budget: float | None = None) -> tuple[int, int, int]:
+    """Delete expired attempts, deliveries and events in batches; returns how many of each.
+
+    A fixed number of batches per sweep cannot keep up with a backlog (after an outage, or
+    when the retention is shortened), so each table goes on while its batches come back full,
+    until `budget` seconds (default `prune_budget()`) have passed; every table gets at least
+    one batch per sweep. Attempts go first: deleting a delivery would otherwise delete its
+    attempts by ON DELETE CASCADE, one trigger call per delivery, and uncounted.
+
+    Measured on PostgreSQL (tests/perf/retention.py, a shared 2-core machine): back to back,
+    batches of 5,000 delete about 170,000 rows/s (1,000: 140,000; 20,000: no more), but beside
+    a worker delivering 100/s that added over 100 ms to its p99. With a pause as long as each
+    batch (PRUNE_PAUSE) it pruned 19,000-44,000 rows/s beside the worker, so sweeps of 5 s
+    every 15 s keep up with 10-25 times an intake of 100 deliveries/s of 4 attempts each;
+    pruning all the time, it added 86 ms to the median p99 of alternating runs (single runs
+    from -23 to +161 ms: the p99 without pruning varies about as much).
+    """
     cutoff = clock.now() - timedelta(days=current_app.config["HOOKLINE_RETENTION_DAYS"])
-    attempts = _prune(Attempt, Attempt.id, Attempt.started_at < cutoff)
-    deliveries = _prune(
-        Delivery,
-        Delivery.id,
-        (Delivery.created_at < cutoff) & (Delivery.status != "pending"),
-    )
-    events = _prune(
-        Event,
-        Event.id,
-        (Event.created_at < cutoff) & ~exists().where(Delivery.event_id == Event.id),
-    )
+    deadline = monotonic() + (prune_budget() if budget is None else budget)
+    attempts, deliveries, events = [
+        _prune_table(table, cutoff, deadline) for table in _expired(cutoff)
+    ]
     return attempts, deliveries, events
 
 

@@ -8,8 +8,10 @@ Two schemes, per endpoint:
   leaked verifier cannot forge a delivery.
 
 Each subscription keeps its keys as one Fernet token (a JSON list, primary first), so the
-database never holds a secret in the clear. A key's prefix says its scheme, so during a rotation
-from one scheme to the other each key signs in its own.
+database never holds a secret in the clear. Several encryption keys may be configured (newest
+first): every one decrypts and the first encrypts, so the encryption key can be rotated
+(dispatcher/keys.py re-encrypts what an old key wrote). A key's prefix says its scheme, so
+during a rotation from one scheme to the other each key signs in its own.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -34,6 +39,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from flask import current_app
 
+from dispatcher.connection import ConfigError
 from dispatcher.errors import InvalidSecret
 
 SECRET_PREFIX = "whsec_"
@@ -173,8 +179,49 @@ def signature_header(keys: list[SigningKey], msg_id: str, timestamp: int, body: 
     return " ".join(sign(key, msg_id, timestamp, body) for key in keys)
 
 
-def _fernet() -> Fernet:
-    return Fernet(current_app.config["HOOKLINE_ENCRYPTION_KEY"].encode())
+KEYS_DISAGREE = (
+    "HOOKLINE_ENCRYPTION_KEY and HOOKLINE_ENCRYPTION_KEYS are both set but disagree: "
+    "HOOKLINE_ENCRYPTION_KEY must be the first key of HOOKLINE_ENCRYPTION_KEYS (the one that "
+    "encrypts), or be left unset"
+)
+
+
+def encryption_keys(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The Fernet keys that encrypt secrets at rest, newest (the encrypting one) first.
+
+    load_config() sets both names; a host app may set either. When both are set they must
+    agree on the encrypting key: which one was meant cannot be guessed."""
+    listed = config.get("HOOKLINE_ENCRYPTION_KEYS") or ()
+    keys = tuple(k.strip() for k in listed.split(",")) if isinstance(listed, str) else tuple(listed)
+    single = config.get("HOOKLINE_ENCRYPTION_KEY")
+    if not keys:
+        if not single:
+            raise ConfigError("HOOKLINE_ENCRYPTION_KEYS (or HOOKLINE_ENCRYPTION_KEY) is not set")
+        return (single,)
+    if single and single != keys[0]:
+        raise ConfigError(KEYS_DISAGREE)
+    return keys
+
+
+@lru_cache(maxsize=8)
+def _multi_fernet(keys: tuple[str, ...]) -> MultiFernet:
+    return MultiFernet([Fernet(key.encode()) for key in keys])
+
+
+def _fernet() -> MultiFernet:
+    """Every configured key decrypts; the first encrypts."""
+    return _multi_fernet(encryption_keys(current_app.config))
+
+
+def reencrypted(token: str) -> str | None:
+    """`token` encrypted with the first key, or None when it already is (rewriting it would
+    change nothing); raises InvalidToken when no configured key decrypts it."""
+    keys = encryption_keys(current_app.config)
+    try:
+        _multi_fernet(keys[:1]).decrypt(token.encode())
+        return None
+    except InvalidToken:
+        return _multi_fernet(keys).rotate(token.encode()).decode()
 
 
 def encrypt_secrets(stored: list[StoredSecret]) -> str:

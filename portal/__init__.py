@@ -17,19 +17,16 @@ from portal.extensions import csrf, db, login_manager, migrate
 
 __version__ = "0.1.0"
 
-ROOT = Path(__file__).resolve().parent.parent
+# templates/, static/ and migrations/ ship inside the package (Flask looks for the first two
+# there by default; Flask-Migrate is told where the third is).
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings from the environment, then `config` overrides (tests use it)."""
     from portal import api, cli, health, metrics, security, ui  # here: `import dispatcher` skips
 
-    app = Flask(
-        __name__,
-        instance_path=str(ROOT / "instance"),
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
-    )
+    app = Flask(__name__, instance_path=configured_instance_path(config or {}, os.environ))
     app.config.from_mapping(load_config(os.environ, Path(app.instance_path)))
     if config:
         app.config.update(config)
@@ -38,9 +35,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
                 config["SQLALCHEMY_DATABASE_URI"]
             )
+    app.config["HOOKLINE_INSTANCE_PATH"] = app.instance_path
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
     csrf.init_app(app)
     login_manager.init_app(app)
     dispatcher.init_app(app)
@@ -58,3 +56,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ui.init_app(app)
     cli.init_app(app)
     return app
+
+
+def configured_instance_path(config: Mapping[str, Any], environ: Mapping[str, str]) -> str | None:
+    """`HOOKLINE_INSTANCE_PATH` from `config`, else the environment, made absolute against the
+    working directory; None when unset, which leaves Flask's own rule: `instance/` beside the
+    package in a source checkout, `<sys.prefix>/var/portal-instance` once installed, so the
+    folder never lands inside site-packages and does not move with the working directory."""
+    configured = config.get("HOOKLINE_INSTANCE_PATH") or environ.get("HOOKLINE_INSTANCE_PATH")
+    return str(Path(configured).expanduser().resolve()) if configured else None

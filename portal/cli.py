@@ -8,7 +8,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from dispatcher import maintenance, queues
+from dispatcher import keys, maintenance, queues
 from dispatcher import worker as dispatcher_worker
 from dispatcher.errors import PublishError
 from dispatcher.publishing import publish
@@ -22,6 +22,7 @@ api_keys_cli = AppGroup("api-keys", help="Manage API keys.")
 events_cli = AppGroup("events", help="Publish events.")
 demo_cli = AppGroup("demo", help="Demo data for `make run`.")
 catalog_cli = AppGroup("event-types", help="The event-type catalog.")
+secrets_cli = AppGroup("secrets", help="Signing secrets stored encrypted at rest.")
 
 DEMO_TENANT = "Demo Tenant"
 DEMO_EMAIL = "admin@demo.hookline.test"
@@ -131,6 +132,38 @@ def demo_seed(endpoint_url: str | None) -> None:
     click.echo(f"login:  {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
 
+@secrets_cli.command("re-encrypt")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=keys.DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Subscriptions per transaction.",
+)
+def reencrypt_secrets(batch_size: int) -> None:
+    """Re-encrypt every stored signing secret with the first of HOOKLINE_ENCRYPTION_KEYS."""
+    report = keys.reencrypt_all(batch_size)
+    click.echo(
+        f"subscriptions: {report.total} (batches: {report.batches}, at most {batch_size} each)"
+    )
+    click.echo(f"rewritten with the first key: {report.rewritten}")
+    click.echo(f"already under the first key: {report.already_current}")
+    click.echo(f"unreadable: {len(report.unreadable)}")
+    for subscription_id in report.unreadable:
+        click.echo(f"  {subscription_id}")
+    if report.contended:
+        click.echo(f"changed during the run: {len(report.contended)}")
+        for subscription_id in report.contended:
+            click.echo(f"  {subscription_id}")
+    if report.unreadable:
+        _fail(
+            "no configured key decrypts the secrets listed as unreadable; keep every old key "
+            "until they are recovered (add the key that encrypted them and run again)"
+        )
+    if report.contended:
+        _fail("some secrets changed during the run; run it again")
+
+
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--queues", "queue_names", multiple=True, help="Queue names (default: all).")
@@ -164,6 +197,7 @@ def init_app(app: Flask) -> None:
         events_cli,
         demo_cli,
         catalog_cli,
+        secrets_cli,
         worker_command,
         maintenance_command,
     ):

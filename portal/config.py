@@ -14,12 +14,19 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
+from dispatcher import signing
 from dispatcher.connection import ConfigError
 
 __all__ = ["ConfigError", "load_config"]
 
 # Production must name its servers: no key is generated, no embedded Redis is started.
 PRODUCTION_REQUIRED = ("SECRET_KEY", "HOOKLINE_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL")
+# A required setting another name may supply instead: the list form of the encryption keys.
+PRODUCTION_ALTERNATIVES = {"HOOKLINE_ENCRYPTION_KEY": "HOOKLINE_ENCRYPTION_KEYS"}
+MAKE_FERNET_KEY = (
+    'make one with: python -c "from cryptography.fernet import Fernet; '
+    'print(Fernet.generate_key().decode())"'
+)
 # Connecting to PostgreSQL gives up after this many seconds, so a request during an outage is
 # answered 503 promptly instead of waiting on the operating system's TCP timeout.
 DATABASE_CONNECT_TIMEOUT = 3
@@ -78,6 +85,56 @@ def _persisted_key(instance_path: Path, filename: str, make: Any) -> str:
     return key
 
 
+def _missing_in_production(environ: Mapping[str, str]) -> list[str]:
+    """The required settings `environ` lacks, each named as the operator would set it."""
+    missing = []
+    for name in PRODUCTION_REQUIRED:
+        alternative = PRODUCTION_ALTERNATIVES.get(name)
+        if any((environ.get(n) or "").strip() for n in (name, alternative) if n):
+            continue
+        missing.append(f"{alternative} (or {name})" if alternative else name)
+    return missing
+
+
+def parse_encryption_keys(environ: Mapping[str, str], instance_path: Path) -> tuple[str, ...]:
+    """The Fernet keys, newest (the encrypting one) first: HOOKLINE_ENCRYPTION_KEYS (comma-
+    separated), else HOOKLINE_ENCRYPTION_KEY, else (development) the key kept in instance/.
+
+    Both may be set only if HOOKLINE_ENCRYPTION_KEY is the list's first key. An error names a
+    bad key by its position, never by its value."""
+    listed = (environ.get("HOOKLINE_ENCRYPTION_KEYS") or "").strip()
+    single = (environ.get("HOOKLINE_ENCRYPTION_KEY") or "").strip()
+    if not listed:
+        key = single or _persisted_key(
+            instance_path, "encryption_key", lambda: Fernet.generate_key().decode()
+        )
+        if not _is_fernet_key(key):
+            raise ConfigError(
+                "HOOKLINE_ENCRYPTION_KEY must be a Fernet key (32 url-safe base64-encoded "
+                f"bytes); {MAKE_FERNET_KEY}"
+            )
+        return (key,)
+    keys = tuple(part.strip() for part in listed.split(","))
+    for position, key in enumerate(keys, start=1):
+        if not _is_fernet_key(key):
+            raise ConfigError(
+                "HOOKLINE_ENCRYPTION_KEYS must be comma-separated Fernet keys (32 url-safe "
+                f"base64-encoded bytes each), newest first; key {position} of {len(keys)} "
+                f"{'is empty' if not key else 'is not one'}; {MAKE_FERNET_KEY}"
+            )
+    return signing.encryption_keys(
+        {"HOOKLINE_ENCRYPTION_KEYS": keys, "HOOKLINE_ENCRYPTION_KEY": single}
+    )
+
+
+def _is_fernet_key(key: str) -> bool:
+    try:
+        Fernet(key.encode())
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, Any]:
     """Build the app's settings from `environ`, refusing an unsafe production setup."""
     env = environ.get("HOOKLINE_ENV", "development").strip().lower() or "development"
@@ -85,7 +142,7 @@ def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, An
         raise ConfigError(f"HOOKLINE_ENV must be 'development' or 'production', got {env!r}")
     production = env == "production"
     if production:
-        missing = [name for name in PRODUCTION_REQUIRED if not (environ.get(name) or "").strip()]
+        missing = _missing_in_production(environ)
         if missing:
             raise ConfigError(
                 "HOOKLINE_ENV=production needs these environment variables set: "
@@ -95,17 +152,7 @@ def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, An
     secret_key = environ.get("SECRET_KEY") or _persisted_key(
         instance_path, "secret_key", lambda: secrets.token_hex(32)
     )
-    encryption_key = environ.get("HOOKLINE_ENCRYPTION_KEY") or _persisted_key(
-        instance_path, "encryption_key", lambda: Fernet.generate_key().decode()
-    )
-    try:
-        Fernet(encryption_key.encode())
-    except (ValueError, TypeError):
-        raise ConfigError(
-            "HOOKLINE_ENCRYPTION_KEY must be a Fernet key (32 url-safe base64-encoded bytes); "
-            'make one with: python -c "from cryptography.fernet import Fernet; '
-            'print(Fernet.generate_key().decode())"'
-        ) from None
+    encryption_keys = parse_encryption_keys(environ, instance_path)
 
     database_url = environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'hookline.db'}"
     if database_url.startswith("postgres://"):
@@ -119,7 +166,9 @@ def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, An
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": (environ.get("REDIS_URL") or "").strip() or None,
         "HOOKLINE_EMBEDDED_REDIS_PATH": str(instance_path / "redis.db"),
-        "HOOKLINE_ENCRYPTION_KEY": encryption_key,
+        # Every key decrypts, the first encrypts; the single name stays for code that reads it.
+        "HOOKLINE_ENCRYPTION_KEYS": encryption_keys,
+        "HOOKLINE_ENCRYPTION_KEY": encryption_keys[0],
         "HOOKLINE_RETRY_SCHEDULE": parse_schedule(environ.get("HOOKLINE_RETRY_SCHEDULE")),
         "HOOKLINE_DELIVERY_TIMEOUT": parse_int(
             "HOOKLINE_DELIVERY_TIMEOUT", environ.get("HOOKLINE_DELIVERY_TIMEOUT"), 15, minimum=1

@@ -56,7 +56,7 @@ def _migrate_fresh() -> None:
         db.drop_all()
         with db.engine.begin() as connection:
             connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        upgrade(directory=str(ROOT / "migrations"))
+        upgrade(directory=str(ROOT / "portal" / "migrations"))
         sync_standard_types()
         db.session.commit()
         db.session.remove()

@@ -148,6 +148,109 @@ def test_a_bad_value_is_a_config_error_naming_the_setting(
     assert "\n" not in str(raised.value)
 
 
+def test_a_key_list_is_read_newest_first_and_nothing_is_written(tmp_path: Path) -> None:
+    new, old = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+
+    config = load_config({"HOOKLINE_ENCRYPTION_KEYS": f" {new} ,{old}"}, tmp_path)
+
+    assert config["HOOKLINE_ENCRYPTION_KEYS"] == (new, old)
+    assert config["HOOKLINE_ENCRYPTION_KEY"] == new  # the one that encrypts
+    assert not (tmp_path / "encryption_key").exists()
+
+
+def test_a_single_key_or_the_development_key_is_a_list_of_one(tmp_path: Path) -> None:
+    key = Fernet.generate_key().decode()
+
+    assert load_config({"HOOKLINE_ENCRYPTION_KEY": key}, tmp_path)["HOOKLINE_ENCRYPTION_KEYS"] == (
+        key,
+    )
+    generated = load_config({}, tmp_path)
+    assert generated["HOOKLINE_ENCRYPTION_KEYS"] == (generated["HOOKLINE_ENCRYPTION_KEY"],)
+
+
+def test_both_key_settings_are_accepted_when_they_agree(tmp_path: Path) -> None:
+    new, old = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+
+    config = load_config(
+        {"HOOKLINE_ENCRYPTION_KEYS": f"{new},{old}", "HOOKLINE_ENCRYPTION_KEY": new}, tmp_path
+    )
+
+    assert config["HOOKLINE_ENCRYPTION_KEYS"] == (new, old)
+
+
+def test_both_key_settings_disagreeing_is_refused_without_echoing_a_key(tmp_path: Path) -> None:
+    new, old = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(
+            {"HOOKLINE_ENCRYPTION_KEYS": f"{new},{old}", "HOOKLINE_ENCRYPTION_KEY": old}, tmp_path
+        )
+
+    assert str(raised.value) == (
+        "HOOKLINE_ENCRYPTION_KEY and HOOKLINE_ENCRYPTION_KEYS are both set but disagree: "
+        "HOOKLINE_ENCRYPTION_KEY must be the first key of HOOKLINE_ENCRYPTION_KEYS (the one that "
+        "encrypts), or be left unset"
+    )
+
+
+@pytest.mark.parametrize(
+    ("entries", "problem"),
+    [
+        (["good", "not-a-fernet-key", "good"], "key 2 of 3 is not one"),
+        (["good", "good", Fernet.generate_key().decode()[:-2]], "key 3 of 3 is not one"),
+        (["good", ""], "key 2 of 2 is empty"),
+        ([" ", "good"], "key 1 of 2 is empty"),
+    ],
+)
+def test_a_bad_key_in_the_list_is_named_by_its_position(
+    tmp_path: Path, entries: list[str], problem: str
+) -> None:
+    value = ",".join(Fernet.generate_key().decode() if e == "good" else e for e in entries)
+
+    with pytest.raises(ConfigError) as raised:
+        load_config({"HOOKLINE_ENCRYPTION_KEYS": value}, tmp_path)
+
+    message = str(raised.value)
+    assert message.startswith("HOOKLINE_ENCRYPTION_KEYS must be comma-separated Fernet keys")
+    assert f"; {problem}; make one with: python -c" in message
+    assert "\n" not in message
+    for entry in value.split(","):
+        assert not entry.strip() or entry.strip() not in message  # never echo a key
+    assert not (tmp_path / "encryption_key").exists()  # no key generated in its place
+
+
+def test_create_app_refuses_a_bad_key_in_the_list(
+    test_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOKLINE_ENCRYPTION_KEYS", f"{test_env['HOOKLINE_ENCRYPTION_KEY']},oops")
+    monkeypatch.delenv("HOOKLINE_ENCRYPTION_KEY")
+
+    with pytest.raises(ConfigError, match="key 2 of 2 is not one"):
+        create_app({"TESTING": True})
+
+
+def test_production_accepts_the_key_list_instead_of_the_single_key(tmp_path: Path) -> None:
+    environ = _production_environ()
+    keys = f"{Fernet.generate_key().decode()},{environ.pop('HOOKLINE_ENCRYPTION_KEY')}"
+
+    config = load_config({**environ, "HOOKLINE_ENCRYPTION_KEYS": keys}, tmp_path)
+
+    assert config["HOOKLINE_ENCRYPTION_KEYS"] == tuple(keys.split(","))
+
+
+def test_production_without_any_encryption_key_names_both_settings(tmp_path: Path) -> None:
+    environ = _production_environ(HOOKLINE_ENCRYPTION_KEYS=" ")
+    del environ["HOOKLINE_ENCRYPTION_KEY"]
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(environ, tmp_path)
+
+    assert str(raised.value) == (
+        "HOOKLINE_ENV=production needs these environment variables set: "
+        "HOOKLINE_ENCRYPTION_KEYS (or HOOKLINE_ENCRYPTION_KEY)"
+    )
+
+
 @pytest.mark.parametrize("missing", [*PRODUCTION_KEYS, "all"])
 def test_production_refuses_to_start_without_its_keys(tmp_path: Path, missing: str) -> None:
     absent = PRODUCTION_KEYS if missing == "all" else (missing,)

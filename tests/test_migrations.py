@@ -24,7 +24,7 @@ from portal import create_app
 from portal.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS = str(ROOT / "migrations")
+MIGRATIONS = str(ROOT / "portal" / "migrations")
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 # The indexes the delivery log and the sweeper depend on (issue 2): tenant + time-sortable id,

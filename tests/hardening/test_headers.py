@@ -216,7 +216,7 @@ def test_every_portal_page_renders_nothing_the_csp_would_block(app, client, rece
 def test_templates_hold_no_inline_script_or_style():
     offenders = []
     pattern = re.compile(r"<style|\sstyle=|\son[a-z]+=|hx-on|javascript:|<script(?![^>]*\ssrc=)")
-    for template in sorted((ROOT / "templates").rglob("*.html")):
+    for template in sorted((ROOT / "portal" / "templates").rglob("*.html")):
         for number, line in enumerate(template.read_text().splitlines(), 1):
             if pattern.search(line):
                 offenders.append(f"{template.relative_to(ROOT)}:{number}: {line.strip()}")

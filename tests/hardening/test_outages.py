@@ -285,7 +285,7 @@ def test_postgres_stopped_mid_service_is_a_503_and_recovery_needs_no_restart(
     )
     try:
         with outage.app_context():
-            upgrade(directory=str(ROOT / "migrations"))
+            upgrade(directory=str(ROOT / "portal" / "migrations"))
             sync_standard_types()
             db.session.commit()
             _tenant_id, email, key = _seed(receiver)

@@ -36,6 +36,7 @@ from tests.perf import (
     profiling,
     publishing,
     report,
+    retention,
     throttling,
 )
 from tests.perf.context import Context, Settings
@@ -65,6 +66,7 @@ AFTER: dict[str, Measure] = {
     "slow": latency.slow_receivers,
     "publish": publishing.publish_latency,
     "delivery_log": deliverylog.delivery_log,
+    "retention": retention.retention,  # last: it fills and prunes a database of its own
 }
 FIGURES: dict[str, Measure] = {**BEFORE, **PER_DATABASE, **AFTER}
 

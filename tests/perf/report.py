@@ -93,6 +93,7 @@ def goals(results: dict) -> list[dict]:
         rows.append(
             (f"delivery log: {name}, p95 (ms)", page["p95"]["median"], "≤ 50", lambda v: v <= 50)
         )
+    rows += _retention_goals(f.get("retention") or {})
     sizes = [
         figs[name]["rss_mb"]["max"]
         for figs in results.get("databases", {}).values()
@@ -111,6 +112,18 @@ def goals(results: dict) -> list[dict]:
         {"goal": goal, "measured": value, "target": target,
          "met": None if value is None else bool(check(value))}
         for goal, value, target, check in rows
+    ]  # fmt: skip
+
+
+def _retention_goals(figure: dict) -> list[tuple[str, float | None, str, Callable]]:
+    """Issue 15's retention goals (the figure is skipped without PostgreSQL)."""
+    return [
+        ("retention: sweeps' prune rate beside a worker / intake of 100 deliveries/s × 4 "
+         "attempts", figure.get("vs_worst_intake"), "≥ 5", lambda v: v >= 5),
+        ("retention: delivery p99 added by pruning back to back, median of runs (ms)",
+         figure.get("p99_added_ms"), "≤ 100", lambda v: v <= 100),
+        ("retention: table size after refilling half / emptied by pruning and VACUUM",
+         figure.get("refilled_vs_emptied"), "≤ 1.05", lambda v: v <= 1.05),
     ]  # fmt: skip
 
 
@@ -185,7 +198,7 @@ def markdown(results: dict, analysis: str = NOTES_PLACEHOLDER) -> str:
         lines += ["Notes:", "", *[f"- {note}" for note in results["notes"]], ""]
     lines += ["## Analysis", "", NOTES_START, "", analysis, "", NOTES_END, ""]
     lines += _machine(results)
-    lines += ["## Goals (issues 6 and 11)", "", "| goal | measured | target | met |"]
+    lines += ["## Goals (issues 6, 11 and 15)", "", "| goal | measured | target | met |"]
     lines.append("|---|---:|---:|---|")
     for goal in goals(raw):
         met = {True: "met", False: "**not met**", None: "not measured"}[goal["met"]]

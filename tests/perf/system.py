@@ -37,7 +37,7 @@ def make_app(database_uri: str) -> Flask:
 def migrate(app: Flask) -> None:
     """Schema by the real migrations, plus the standard event types."""
     with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
+        upgrade(directory=str(ROOT / "portal" / "migrations"))
         event_types.sync_standard_types()
         db.session.commit()
     # Alembic's logging config disables every logger that existed before it ran.

@@ -277,7 +277,7 @@ def _setup(
         db.drop_all()
         with db.engine.begin() as connection:
             connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        upgrade(directory=str(ROOT / "migrations"))
+        upgrade(directory=str(ROOT / "portal" / "migrations"))
         sync_standard_types()
         db.session.commit()
         tenant_ids, endpoints = [], []

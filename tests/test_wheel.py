@@ -1,0 +1,298 @@
+"""The installable package: a wheel built from the sources carries the templates, the static files
+(htmx from npm included) and the migrations, and installed into a fresh virtualenv outside the
+repository it runs the standalone product from any directory without writing under site-packages.
+
+`installed_wheel` (session-scoped) is the reusable part: the wheel, built from a copy of the
+sources, installed with its dependencies into a fresh virtualenv under the session's temp dir,
+with a clean environment (no PYTHONPATH, none of the suite's settings) to run its commands in.
+The standalone test runs on the venv's defaults (SQLite and keys in the instance folder, the
+embedded Redis) whatever DATABASE_URL / REDIS_URL the suite itself runs with.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from dispatcher.connection import stop_embedded_redis
+from portal import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Gitignored, fetched from npm by `make assets`: copied into the build explicitly.
+NPM_ASSETS = ("portal/static/vendor/htmx.min.js",)
+
+# Settings a developer's shell or the suite (tests/conftest.py) may have set; the venv's
+# commands must run on their own defaults.
+_SCRUBBED = {
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "VIRTUAL_ENV",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "PROMETHEUS_MULTIPROC_DIR",
+}
+
+
+@dataclass(frozen=True)
+class InstalledWheel:
+    """The hookline wheel installed in a fresh virtualenv outside the repository."""
+
+    wheel: Path
+    venv: Path
+    site_packages: Path
+
+    def bin(self, name: str) -> str:
+        """The path of a console script (`flask`, `gunicorn`, `python`) in the venv."""
+        return str(self.venv / "bin" / name)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """An environment with the venv first on PATH and none of the suite's settings."""
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in _SCRUBBED and not key.startswith(("HOOKLINE_", "FLASK_"))
+        }
+        env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        env.update(extra)
+        return env
+
+    def run(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+        """Run a command from the venv in `cwd`; its stdout, or a failure showing both streams."""
+        result = subprocess.run(
+            [self.bin(args[0]), *args[1:]],
+            cwd=cwd,
+            env=env or self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, (
+            f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+        return result.stdout
+
+
+def _copy_sources(destination: Path) -> None:
+    """What a fresh clone plus `make assets` holds: the files git does not ignore, and the
+    npm-fetched assets. A copy, so a stale build/ in the work tree cannot leak into the wheel."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in [*listed.split("\0"), *NPM_ASSETS]:
+        source = ROOT / name
+        if name and source.is_file():  # a tracked file deleted in the work tree is skipped
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+
+
+def _build_wheel(base: Path) -> Path:
+    sources, dist = base / "src", base / "dist"
+    _copy_sources(sources)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(sources)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # setup.py stops a build without the npm assets with "... missing; run `make assets` ..."
+    assert build.returncode == 0, f"building the wheel failed:\n{build.stdout}\n{build.stderr}"
+    (wheel,) = dist.glob("hookline-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def installed_wheel(tmp_path_factory) -> InstalledWheel:
+    """The wheel built from this tree, installed with its dependencies into a fresh venv."""
+    base = tmp_path_factory.mktemp("wheel")
+    assert not base.resolve().is_relative_to(ROOT), "the venv must live outside the repository"
+    wheel = _build_wheel(base)
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    install = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert install.returncode == 0, f"installing the wheel failed:\n{install.stderr}"
+    purelib = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('purelib'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return InstalledWheel(wheel=wheel, venv=venv, site_packages=Path(purelib))
+
+
+def _listing(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under `folder` with its size and modification time."""
+    found = {}
+    for path in [folder, *folder.rglob("*")]:
+        stat = path.lstat()
+        found[str(path.relative_to(folder))] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def gunicorn(installed_wheel: InstalledWheel, tmp_path: Path) -> Iterator[Callable[[Path], str]]:
+    """Start `gunicorn 'portal:create_app()'` from the venv in a directory; returns its URL.
+    Stopped (with its worker) afterwards."""
+    started: list[subprocess.Popen] = []
+    log_path = tmp_path / "gunicorn.log"
+
+    def start(cwd: Path) -> str:
+        port = _free_port()
+        command = [installed_wheel.bin("gunicorn"), "--bind", f"127.0.0.1:{port}"]
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [*command, "--workers", "1", "portal:create_app()"],
+                cwd=cwd,
+                env=installed_wheel.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    return url
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        pytest.fail(f"gunicorn did not answer /healthz:\n{log_path.read_text()}")
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@pytest.mark.slow
+def test_installed_wheel_serves_the_portal_and_writes_nothing_under_site_packages(
+    installed_wheel: InstalledWheel, gunicorn, tmp_path: Path
+) -> None:
+    site_packages = installed_wheel.site_packages
+    before = _listing(site_packages)
+    work = tmp_path / "work"  # the working directory: outside the repository and the venv
+    work.mkdir()
+    # Flask's rule for an installed package: <sys.prefix>/var/<package>-instance
+    instance = installed_wheel.venv / "var" / "portal-instance"
+    flask = ("flask", "--app", "portal")
+    try:
+        installed_wheel.run(*flask, "db", "upgrade", cwd=work)  # the migrations from the wheel
+        installed_wheel.run(*flask, "event-types", "sync", cwd=work)
+        tenant = installed_wheel.run(*flask, "tenants", "create", "Acme", cwd=work).split()[-1]
+        email, password = "admin@acme.test", "correct horse battery"
+        user = ("users", "create", "--tenant", tenant, email, "--password", password)
+        installed_wheel.run(*flask, *user, cwd=work)
+        report = "from portal import create_app; print(create_app().instance_path)"
+        reported = installed_wheel.run("python", "-c", report, cwd=work).strip().splitlines()[-1]
+        assert Path(reported) == instance
+        assert not instance.resolve().is_relative_to(site_packages.resolve())
+        for kept in ("hookline.db", "secret_key", "encryption_key", "redis.sock"):
+            assert (instance / kept).exists(), f"{kept} is not in the instance folder"
+
+        url = gunicorn(work)
+        browser = requests.Session()
+        login = browser.get(f"{url}/login", timeout=10)
+        assert login.status_code == 200
+        page = login.text
+        assert re.search(r'<form method="post" action="/login', page), page
+        for name in ("csrf_token", "email", "password"):
+            assert f'name="{name}"' in page, f"the login form has no {name} field"
+        assert 'src="/static/vendor/htmx.min.js"' in page
+
+        htmx = browser.get(f"{url}/static/vendor/htmx.min.js", timeout=10)
+        assert htmx.status_code == 200
+        assert "htmx" in htmx.text and len(htmx.content) > 10_000, "not the npm htmx build"
+        for asset in ("js/app.js", "css/app.css", "img/favicon.svg"):
+            assert browser.get(f"{url}/static/{asset}", timeout=10).status_code == 200, asset
+
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+        assert token, page
+        form = {"csrf_token": token.group(1), "email": email, "password": password}
+        signed_in = browser.post(f"{url}/login", data=form, timeout=10)
+        assert signed_in.status_code == 200 and "<h1>Dashboard</h1>" in signed_in.text
+        assert browser.get(f"{url}/readyz", timeout=10).status_code == 200
+    finally:
+        stop_embedded_redis(instance / "redis.db", save=False)
+
+    assert list(work.iterdir()) == [], "the working directory got files"
+    after = _listing(site_packages)
+    changed = sorted(
+        name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
+    )
+    assert changed == [], f"written under site-packages: {changed}"
+
+
+@pytest.fixture
+def no_instance_setting(test_env, monkeypatch):
+    """The suite's environment (its database, Redis and keys) without HOOKLINE_INSTANCE_PATH."""
+    monkeypatch.delenv("HOOKLINE_INSTANCE_PATH", raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def no_keys(no_instance_setting):
+    """No keys either, so a development app generates them into the instance folder it picked."""
+    for name in ("SECRET_KEY", "HOOKLINE_ENCRYPTION_KEY", "HOOKLINE_ENCRYPTION_KEYS"):
+        no_instance_setting.delenv(name, raising=False)
+    return no_instance_setting
+
+
+def test_source_checkout_keeps_its_instance_folder_beside_the_sources(no_instance_setting):
+    app = create_app({"TESTING": True})
+    assert app.instance_path == str(ROOT / "instance")
+    assert app.config["HOOKLINE_INSTANCE_PATH"] == str(ROOT / "instance")
+
+
+def test_instance_path_from_the_environment_is_relative_to_the_working_directory(no_keys, tmp_path):
+    no_keys.chdir(tmp_path)
+    no_keys.setenv("HOOKLINE_INSTANCE_PATH", "var/hookline")
+    app = create_app({"TESTING": True})
+    instance = tmp_path / "var" / "hookline"
+    assert app.instance_path == str(instance)
+    assert app.config["HOOKLINE_INSTANCE_PATH"] == str(instance)
+    assert (instance / "secret_key").is_file() and (instance / "encryption_key").is_file()
+
+
+def test_instance_path_in_the_config_overrides_the_environment(no_keys, tmp_path):
+    no_keys.setenv("HOOKLINE_INSTANCE_PATH", str(tmp_path / "from-env"))
+    app = create_app({"TESTING": True, "HOOKLINE_INSTANCE_PATH": str(tmp_path / "from-config")})
+    assert app.instance_path == str(tmp_path / "from-config")
+    assert (tmp_path / "from-config" / "secret_key").is_file()
+    assert not (tmp_path / "from-env").exists()
