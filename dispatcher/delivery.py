@@ -16,8 +16,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from cryptography.fernet import InvalidToken
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from dispatcher import claims, clock, health, http, message, queues, signing, throttle
 from dispatcher.claims import Claim
@@ -74,6 +75,46 @@ def _target(url: str, allow_private: bool, https_only: bool) -> Target:
     return cached[1]
 
 
+# What a round of claims needs to build its requests (built once: a statement made per round
+# cost more in SQLAlchemy than the query in the database).
+_EVENTS = select(Event.id, Event.type, Event.created_at, Event.tenant_id, Event.data).where(
+    Event.id.in_(bindparam("ids", expanding=True))
+)
+_SUBSCRIPTIONS = select(
+    Subscription.id,
+    Subscription.url,
+    Subscription.headers,
+    Subscription.is_active,
+    Subscription.secrets_encrypted,
+).where(Subscription.id.in_(bindparam("ids", expanding=True)))
+
+
+UNREADABLE_SECRET = (
+    "the endpoint's signing secret cannot be decrypted with any key in "
+    "HOOKLINE_ENCRYPTION_KEYS (a key was removed before `flask secrets re-encrypt` finished?)"
+)
+
+
+def _signing_keys(token: str, now: datetime) -> list[signing.SigningKey] | None:
+    """The keys that sign now: HMAC (v1) or ed25519 (v1a), by each secret's prefix. None if
+    no configured encryption key opens the token: that endpoint's deliveries fail (and are
+    retried), the others' go on."""
+    try:
+        stored = _stored_secrets(token)
+    except InvalidToken:
+        log.error("a subscription's signing secret cannot be decrypted; its deliveries fail")
+        return None
+    return [signing.signing_key(s.secret) for s in signing.valid_secrets(stored, now)]
+
+
+def _refused(claim: Claim, reason: str, headers: dict[str, str] | None = None) -> Outcome:
+    """An attempt that failed before any request was made, recorded like any other."""
+    response = http.Response(
+        started_at=clock.now(), duration_ms=0, error=f"refused before sending: {reason}"
+    )
+    return Outcome(claim, headers or {}, response=response)
+
+
 def _prepare(claims: list[Claim]) -> tuple[list[tuple[Outcome, tuple]], list[Outcome]]:
     """Build each claim's request; claims that cannot be sent become cancel/fail outcomes."""
     config = current_app.config
@@ -81,29 +122,19 @@ def _prepare(claims: list[Claim]) -> tuple[list[tuple[Outcome, tuple]], list[Out
     https_only = config["HOOKLINE_HTTPS_ONLY"]
     events = {
         row.id: row
-        for row in db.session.execute(
-            select(Event.id, Event.type, Event.created_at, Event.tenant_id, Event.data).where(
-                Event.id.in_({c.event_id for c in claims})
-            )
-        )
+        for row in db.session.execute(_EVENTS, {"ids": list({c.event_id for c in claims})})
     }
     subscriptions = {
         row.id: row
         for row in db.session.execute(
-            select(
-                Subscription.id,
-                Subscription.url,
-                Subscription.headers,
-                Subscription.is_active,
-                Subscription.secrets_encrypted,
-            ).where(Subscription.id.in_({c.subscription_id for c in claims}))
+            _SUBSCRIPTIONS, {"ids": list({c.subscription_id for c in claims})}
         )
     }
     db.session.commit()  # end the read; nothing here may hold a snapshot while we send
     now = clock.now()
     timestamp = int(time.time())
     bodies: dict[str, bytes] = {}
-    keys: dict[str, list[signing.SigningKey]] = {}
+    keys: dict[str, list[signing.SigningKey] | None] = {}
     ready: list[tuple[Outcome, tuple]] = []
     unsendable: list[Outcome] = []
     for claim in claims:
@@ -113,10 +144,10 @@ def _prepare(claims: list[Claim]) -> tuple[list[tuple[Outcome, tuple]], list[Out
             unsendable.append(Outcome(claim, {}, cancel_reason="endpoint disabled or deleted"))
             continue
         if subscription.id not in keys:
-            keys[subscription.id] = [
-                signing.signing_key(s.secret)  # HMAC (v1) or ed25519 (v1a), by the key's prefix
-                for s in signing.valid_secrets(_stored_secrets(subscription.secrets_encrypted), now)
-            ]
+            keys[subscription.id] = _signing_keys(subscription.secrets_encrypted, now)
+        if keys[subscription.id] is None:
+            unsendable.append(_refused(claim, UNREADABLE_SECRET))
+            continue
         body = bodies.get(event.id)
         if body is None:
             body = bodies[event.id] = message.body_for(
@@ -135,10 +166,7 @@ def _prepare(claims: list[Claim]) -> tuple[list[tuple[Outcome, tuple]], list[Out
         try:
             target = _target(subscription.url, allow_private, https_only)
         except TargetRefused as exc:
-            outcome.response = http.Response(
-                started_at=clock.now(), duration_ms=0, error=f"refused before sending: {exc}"
-            )
-            unsendable.append(outcome)
+            unsendable.append(_refused(claim, str(exc), headers))
             continue
         ready.append((outcome, (target, body, headers)))
     return ready, unsendable
@@ -210,6 +238,7 @@ def _drain_with(out: Sender, priority: bool) -> int:
             if look:
                 next_priority_look = now + PRIORITY_LOOK_SECONDS
             round_ = _claim_round(out, due, free, lease, priority, look)
+            out.wake_at_free = refill_at if round_.more else 1
             started += _start(out, round_.claims)
             if round_.more and not asked_for_help:
                 # More is due than this drain can hold: let another worker join in now.
@@ -246,7 +275,13 @@ def _time_to_look(last: Round, since_claim: float, priority: bool) -> bool:
     """Whether to run a claim round although no send finished: every LOOK_EVERY while the
     last round found work, else when a commit since then set the kick flag (a cheap Redis
     call every FLAG_LOOK instead of a database round), and every IDLE_LOOK at the latest."""
-    if since_claim >= IDLE_LOOK_SECONDS or (last.claims and since_claim >= LOOK_EVERY_SECONDS):
+    if since_claim >= IDLE_LOOK_SECONDS:
+        return True
+    if last.more:
+        # A backlog: rounds follow finished sends, and the due list is renewed every
+        # LOOK_EVERY, so new work is found without asking Redis on every turn.
+        return since_claim >= LOOK_EVERY_SECONDS
+    if last.claims and since_claim >= LOOK_EVERY_SECONDS:
         return True
     return since_claim >= FLAG_LOOK_SECONDS and queues.take_kick_flag(priority)
 

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, update
 
 from dispatcher import clock
 from portal.extensions import db
 from portal.models import Subscription
+from portal.models.types import UTCDateTime
 
 HEALTHY, FAILING, THROTTLED = "healthy", "failing", "throttled"
 STATES = (HEALTHY, FAILING, THROTTLED)
@@ -97,52 +98,82 @@ def pause_cap(schedule: list[int]) -> float:
     return float(max(schedule, default=FIRST_PAUSE_SECONDS))
 
 
+_SUBSCRIPTIONS = Subscription.__table__
+# What a batch of results needs to know first: most batches are successes of healthy endpoints,
+# and reading this once lets them skip every write (Core statements, built once, because the
+# ORM's per-statement overhead cost more than the SQL at this rate).
+_HEALTH_OF = select(
+    _SUBSCRIPTIONS.c.id,
+    _SUBSCRIPTIONS.c.consecutive_failures,
+    _SUBSCRIPTIONS.c.circuit_opened_at,
+    _SUBSCRIPTIONS.c.probe_until,
+    _SUBSCRIPTIONS.c.failing_since,
+    _SUBSCRIPTIONS.c.last_success_at,
+).where(_SUBSCRIPTIONS.c.id.in_(bindparam("ids", expanding=True)))
+_IDS = _SUBSCRIPTIONS.c.id.in_(bindparam("ids", expanding=True))
+_NEEDS_RESET = (
+    (_SUBSCRIPTIONS.c.consecutive_failures > 0)
+    | _SUBSCRIPTIONS.c.circuit_opened_at.is_not(None)
+    | _SUBSCRIPTIONS.c.probe_until.is_not(None)
+)
+_RESET = (
+    update(_SUBSCRIPTIONS)
+    .where(_IDS, _NEEDS_RESET)
+    .values(
+        consecutive_failures=0,
+        # A success ends a breaker pause, but not a receiver's own Retry-After.
+        paused_until=case(
+            (_SUBSCRIPTIONS.c.circuit_opened_at.is_not(None), None),
+            else_=_SUBSCRIPTIONS.c.paused_until,
+        ),
+        circuit_opened_at=None,
+        pause_seconds=0,
+        probe_until=None,
+    )
+)
+_SUCCEEDED = (
+    update(_SUBSCRIPTIONS)
+    .where(
+        _IDS,
+        or_(
+            _SUBSCRIPTIONS.c.failing_since.is_not(None),
+            _SUBSCRIPTIONS.c.last_success_at.is_(None),
+            _SUBSCRIPTIONS.c.last_success_at < bindparam("stale_before", type_=UTCDateTime()),
+        ),
+    )
+    .values(last_success_at=bindparam("now", type_=UTCDateTime()), failing_since=None)
+)
+_STARTED_FAILING = (
+    update(_SUBSCRIPTIONS)
+    .where(_IDS, _SUBSCRIPTIONS.c.failing_since.is_(None))
+    .values(failing_since=bindparam("now", type_=UTCDateTime()))
+)
+
+
 def record_results(
     results: list[Result], *, threshold: int, max_pause: int, pause_limit: float
 ) -> list[tuple[str, str, str]]:
     """Apply finished attempts to their endpoints' health, in the caller's transaction.
 
     Returns the transitions made, as (subscription id, old state, new state), for logs and
-    operational events. Successes are one statement; endpoints with failures are read under a
-    row lock and written back, so two workers' results for one endpoint add up."""
+    operational events. Endpoints with failures are read under a row lock and written back, so
+    two workers' results for one endpoint add up; successes write only what they change."""
     if not results:
         return []
     now = clock.now()
     by_endpoint: dict[str, list[Result]] = {}
     for result in results:
         by_endpoint.setdefault(result.subscription_id, []).append(result)
-    _track_failure_window(by_endpoint, now)
-    transitions: list[tuple[str, str, str]] = []
-    closed = [sid for sid, rs in by_endpoint.items() if rs[-1].succeeded]
-    if closed:
-        reopened = db.session.execute(
-            select(Subscription.id).where(
-                Subscription.id.in_(closed), Subscription.circuit_opened_at.is_not(None)
-            )
-        ).scalars()
-        transitions += [(sid, FAILING, HEALTHY) for sid in reopened]
-        db.session.execute(
-            update(Subscription)
-            .where(
-                Subscription.id.in_(closed),
-                (Subscription.consecutive_failures > 0)
-                | Subscription.circuit_opened_at.is_not(None)
-                | Subscription.probe_until.is_not(None),
-            )
-            .values(
-                consecutive_failures=0,
-                # A success ends a breaker pause, but not a receiver's own Retry-After.
-                paused_until=case(
-                    (Subscription.circuit_opened_at.is_not(None), None),
-                    else_=Subscription.paused_until,
-                ),
-                circuit_opened_at=None,
-                pause_seconds=0,
-                probe_until=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
-    failed = {sid: rs for sid, rs in by_endpoint.items() if sid not in set(closed)}
+    current = {row.id: row for row in db.session.execute(_HEALTH_OF, {"ids": list(by_endpoint)})}
+    _track_failure_window(by_endpoint, current, now)
+    closed = [sid for sid, rs in by_endpoint.items() if rs[-1].succeeded and sid in current]
+    dirty = [sid for sid in closed if _needs_reset(current[sid])]
+    transitions = [
+        (sid, FAILING, HEALTHY) for sid in dirty if current[sid].circuit_opened_at is not None
+    ]
+    if dirty:
+        db.session.execute(_RESET, {"ids": dirty})
+    failed = [sid for sid in by_endpoint if sid not in set(closed)]
     if failed:
         rows = db.session.scalars(
             select(Subscription)
@@ -152,7 +183,7 @@ def record_results(
         ).all()
         for subscription in rows:
             change = _apply_failures(
-                subscription, failed[subscription.id], now, threshold, max_pause, pause_limit
+                subscription, by_endpoint[subscription.id], now, threshold, max_pause, pause_limit
             )
             if change:
                 transitions.append((subscription.id, *change))
@@ -160,33 +191,40 @@ def record_results(
     return transitions
 
 
-def _track_failure_window(by_endpoint: dict[str, list[Result]], now: datetime) -> None:
+def _needs_reset(row) -> bool:
+    """Whether a success must clear this endpoint's failure count, breaker or probe."""
+    return bool(row.consecutive_failures) or (
+        row.circuit_opened_at is not None or row.probe_until is not None
+    )
+
+
+def _track_failure_window(
+    by_endpoint: dict[str, list[Result]], current: dict, now: datetime
+) -> None:
     """Keep `last_success_at` and `failing_since`, which the 5-day auto-disable reads."""
-    succeeded = {sid for sid, rs in by_endpoint.items() if any(r.succeeded for r in rs)}
-    failed = set(by_endpoint) - succeeded
-    if succeeded:
-        # Rewrite last_success_at at most once a second per endpoint: every batch rewrote every
-        # row, and on SQLite those writes lengthen the lock that publishers wait for.
-        db.session.execute(
-            update(Subscription)
-            .where(
-                Subscription.id.in_(succeeded),
-                or_(
-                    Subscription.failing_since.is_not(None),
-                    Subscription.last_success_at.is_(None),
-                    Subscription.last_success_at < now - SUCCESS_PRECISION,
-                ),
-            )
-            .values(last_success_at=now, failing_since=None)
-            .execution_options(synchronize_session=False)
+    succeeded = [sid for sid, rs in by_endpoint.items() if any(r.succeeded for r in rs)]
+    stale_before = now - SUCCESS_PRECISION
+    # Rewrite last_success_at at most once a second per endpoint: every batch rewrote every
+    # row, and on SQLite those writes lengthen the lock that publishers wait for.
+    stale = [
+        sid
+        for sid in succeeded
+        if sid in current
+        and (
+            current[sid].failing_since is not None
+            or current[sid].last_success_at is None
+            or current[sid].last_success_at < stale_before
         )
-    if failed:
-        db.session.execute(
-            update(Subscription)
-            .where(Subscription.id.in_(failed), Subscription.failing_since.is_(None))
-            .values(failing_since=now)
-            .execution_options(synchronize_session=False)
-        )
+    ]
+    if stale:
+        db.session.execute(_SUCCEEDED, {"ids": stale, "now": now, "stale_before": stale_before})
+    started = [
+        sid
+        for sid in by_endpoint
+        if sid not in set(succeeded) and sid in current and current[sid].failing_since is None
+    ]
+    if started:
+        db.session.execute(_STARTED_FAILING, {"ids": started, "now": now})
 
 
 def _apply_failures(

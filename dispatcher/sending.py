@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from flask import Flask
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from dispatcher import clock, http
+from dispatcher import clock, health, http, queues
 from dispatcher.concurrency import EndpointLimits
 from dispatcher.outcomes import Outcome, record
 from dispatcher.ssrf import Target
@@ -47,7 +47,10 @@ class Sender:
         self.working = working
         self.slow_capacity = slow_capacity
         self.limits = EndpointLimits()
-        self.wake = threading.Event()  # set whenever a send finishes
+        self.wake = threading.Event()  # set when a send finishes and enough slots are free
+        # The drain's refill threshold: waking it for every finished send of a full pool cost
+        # a loop turn per delivery for claims it would not make yet.
+        self.wake_at_free = 1
         self.sent_count = 0  # sends finished so far (the drain compares it between claims)
         self._executor = ThreadPoolExecutor(
             max_workers=working + slow_capacity, thread_name_prefix="hookline-send"
@@ -57,6 +60,7 @@ class Sender:
         self._started: dict[Future, tuple[Outcome, float, float]] = {}
         self._per_endpoint = Counter[str]()
         self._held: dict[str, datetime] = {}  # Retry-After seen here, before it is recorded
+        self._pause_timers: dict[str, threading.Timer] = {}  # endpoint → kick at its pause end
         self._finished: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self._unrecorded = 0
         self._closed = threading.Event()
@@ -110,8 +114,10 @@ class Sender:
             if retry_after:
                 self._held[subscription_id] = clock.now() + timedelta(seconds=retry_after)
             self.sent_count += 1
+            wake = self._free_locked(time.monotonic()) >= self.wake_at_free
         self._finished.put(outcome)
-        self.wake.set()
+        if wake:
+            self.wake.set()
 
     # What the drain asks before it claims.
 
@@ -120,8 +126,11 @@ class Sender:
         has room for them."""
         now = time.monotonic()
         with self._lock:
-            slow = sum(1 for _, _, slow_from in self._started.values() if slow_from <= now)
-            working = len(self._started) - slow + max(0, slow - self.slow_capacity)
+            return self._free_locked(now)
+
+    def _free_locked(self, now: float) -> int:
+        slow = sum(1 for _, _, slow_from in self._started.values() if slow_from <= now)
+        working = len(self._started) - slow + max(0, slow - self.slow_capacity)
         return max(0, self.working - working)
 
     def in_flight(self, subscription_id: str | None = None) -> int:
@@ -202,6 +211,28 @@ class Sender:
         with self._lock:
             self._unrecorded -= len(batch)
             self._recorded.notify_all()
+        self._kick_when_paused_ends(batch)
+
+    def _kick_when_paused_ends(self, batch: list[Outcome]) -> None:
+        """Start a drain the moment a receiver's Retry-After runs out. The drain that saw the
+        429 may have ended by then, and RQ's scheduler (the durable fallback, queued by
+        `record`) moves jobs only once a second, which kept a paused endpoint waiting up to
+        two seconds longer than it asked."""
+        cap = health.pause_cap(self.app.config["HOOKLINE_RETRY_SCHEDULE"])
+        for outcome in batch:
+            retry_after = outcome.response.retry_after if outcome.response else None
+            subscription_id = outcome.claim.subscription_id
+            if not retry_after or subscription_id in self._pause_timers:
+                continue  # one timer per endpoint: a burst of 429s is one pause
+            timer = threading.Timer(min(retry_after, cap), self._kick, args=(subscription_id,))
+            timer.daemon = True
+            self._pause_timers[subscription_id] = timer
+            timer.start()
+
+    def _kick(self, subscription_id: str) -> None:
+        self._pause_timers.pop(subscription_id, None)
+        with self.app.app_context():
+            queues.kick()
 
     def finish(self, timeout: float | None = None) -> bool:
         """Wait until everything in flight is sent and recorded. False if `timeout` ran out."""
@@ -217,6 +248,8 @@ class Sender:
     def close(self) -> None:
         """Stop the recorder and let the threads go (call after `finish`)."""
         self._closed.set()
+        for timer in list(self._pause_timers.values()):
+            timer.cancel()
         self._recorder.join(timeout=10)
         self._executor.shutdown(wait=False)
 

@@ -193,11 +193,11 @@ def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, An
             minimum=60,
         ),
         "HOOKLINE_WORKER_CONCURRENCY": parse_int(
-            "HOOKLINE_WORKER_CONCURRENCY", environ.get("HOOKLINE_WORKER_CONCURRENCY"), 32, 1
+            "HOOKLINE_WORKER_CONCURRENCY", environ.get("HOOKLINE_WORKER_CONCURRENCY"), 64, 1
         ),
         # The ceiling of each endpoint's adaptive in-flight limit, per worker process.
         "HOOKLINE_ENDPOINT_CONCURRENCY": parse_int(
-            "HOOKLINE_ENDPOINT_CONCURRENCY", environ.get("HOOKLINE_ENDPOINT_CONCURRENCY"), 32, 1
+            "HOOKLINE_ENDPOINT_CONCURRENCY", environ.get("HOOKLINE_ENDPOINT_CONCURRENCY"), 64, 1
         ),
         # Sends slower than a second stop counting against HOOKLINE_WORKER_CONCURRENCY; a
         # worker holds at most this many of them (hanging receivers cost a thread, not a slot).

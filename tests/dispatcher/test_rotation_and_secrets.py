@@ -119,3 +119,33 @@ def test_retry_after_rotation_is_signed_with_the_current_secrets(app, receiver, 
     sweep_and_work(run_worker)
     got = receiver.wait_for(2)[-1]
     Webhook(new).verify(got.body, got.headers)
+
+
+def test_an_unreadable_secret_fails_its_own_deliveries_and_no_one_elses(
+    app, receiver, run_worker
+):
+    """A token no configured key opens (a key dropped too early, a damaged row) must not stop
+    the drain: that endpoint's attempt is recorded as failed and retried, the others deliver."""
+    from portal.models import Attempt, Delivery
+
+    tenant = make_tenant()
+    healthy, secret = make_subscription(tenant.id, receiver.url("/healthy"))
+    broken, _ = make_subscription(tenant.id, receiver.url("/broken"))
+    db.session.execute(
+        text("UPDATE subscriptions SET secrets_encrypted = 'not-a-fernet-token' WHERE id = :id"),
+        {"id": broken.id},
+    )
+    publish("invoice.paid", {"invoice_id": "inv_1"}, tenant_id=tenant.id)
+    db.session.commit()
+    run_worker()
+
+    got = receiver.wait_for(1)
+    assert [r.path for r in got] == ["/healthy"]
+    Webhook(secret).verify(got[0].body, got[0].headers)
+    stuck = db.session.scalars(
+        db.select(Delivery).where(Delivery.subscription_id == broken.id)
+    ).one()
+    assert stuck.status == "pending" and stuck.attempt_count == 1  # retried, not lost
+    attempt = db.session.scalars(db.select(Attempt).where(Attempt.delivery_id == stuck.id)).one()
+    assert attempt.response_status is None
+    assert "cannot be decrypted" in attempt.error
