@@ -8,9 +8,11 @@ Internal modules need only `publish`:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Flask
 
-from dispatcher import connection
+from dispatcher import connection, store
 from dispatcher.errors import (
     ArchivedEventType,
     IdempotencyConflict,
@@ -21,6 +23,9 @@ from dispatcher.errors import (
     UnknownEventType,
 )
 from dispatcher.publishing import publish
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
 
 __all__ = [
     "ArchivedEventType",
@@ -35,6 +40,9 @@ __all__ = [
 ]
 
 
-def init_app(app: Flask) -> None:
-    """Connect the dispatcher to the app's Redis (starting the embedded one if needed)."""
+def init_app(app: Flask, *, db: SQLAlchemy) -> None:
+    """Connect the dispatcher to the app's database and Redis (starting the embedded one if
+    needed). `db` is the app's Flask-SQLAlchemy instance (a host app passes its own): every
+    read and write of Hookline's goes through its session (see dispatcher/store.py)."""
+    store.init_app(app, db)
     connection.init_app(app)

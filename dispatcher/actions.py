@@ -13,9 +13,9 @@ from sqlalchemy import select, update
 
 from dispatcher import clock
 from dispatcher.errors import UnknownEventType
+from dispatcher.models import Delivery, Event, Subscription
 from dispatcher.publishing import find_event_type, fingerprint, request_drain
-from portal.extensions import db
-from portal.models import Delivery, Event, Subscription
+from dispatcher.store import db
 
 TEST_EVENT_TYPE = "webhook.test"
 

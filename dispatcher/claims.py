@@ -33,9 +33,9 @@ from sqlalchemy import (
 )
 
 from dispatcher import clock
-from portal.extensions import db
-from portal.models import Delivery
-from portal.models.types import UTCDateTime
+from dispatcher.models import Delivery
+from dispatcher.models.types import UTCDateTime
+from dispatcher.store import db
 
 LEASE_MARGIN = timedelta(seconds=10)
 SQLITE_BRANCHES = 400  # SQLite allows 500 terms in a compound SELECT

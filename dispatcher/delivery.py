@@ -23,11 +23,11 @@ from sqlalchemy import bindparam, select
 from dispatcher import claims, clock, health, http, message, queues, signing, throttle
 from dispatcher.claims import Claim
 from dispatcher.errors import TargetRefused
+from dispatcher.models import Event, Subscription
 from dispatcher.outcomes import Outcome
 from dispatcher.sending import RECORD_EVERY_SECONDS, Sender, sender
 from dispatcher.ssrf import Target, check_target
-from portal.extensions import db
-from portal.models import Event, Subscription
+from dispatcher.store import db
 
 log = logging.getLogger(__name__)
 

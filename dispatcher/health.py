@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import bindparam, case, or_, select, update
 
 from dispatcher import clock
-from portal.extensions import db
-from portal.models import Subscription
-from portal.models.types import UTCDateTime
+from dispatcher.models import Subscription
+from dispatcher.models.types import UTCDateTime
+from dispatcher.store import db
 
 HEALTHY, FAILING, THROTTLED = "healthy", "failing", "throttled"
 STATES = (HEALTHY, FAILING, THROTTLED)

@@ -14,8 +14,8 @@ from cryptography.fernet import InvalidToken
 from sqlalchemy import select, update
 
 from dispatcher import signing
-from portal.extensions import db
-from portal.models import Subscription
+from dispatcher.models import Subscription
+from dispatcher.store import db
 
 DEFAULT_BATCH_SIZE = 500
 # A row rewritten by the portal under our feet (a secret rotation) is read again this often.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from dispatcher import clock, notices
-from portal.extensions import db
-from portal.models import Delivery, Subscription
+from dispatcher.models import Delivery, Subscription
+from dispatcher.store import db
 
 
 def disable(subscription: Subscription, reason: str) -> None:

@@ -17,8 +17,8 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from dispatcher import clock, lifecycle, queues
 from dispatcher.claims import due_filter
-from portal.extensions import db
-from portal.models import Attempt, Delivery, Event, Subscription
+from dispatcher.models import Attempt, Base, Delivery, Event, Subscription
+from dispatcher.store import db
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class _Expired:
     """One table's expired rows: those with `key` (an indexed timestamp) before the cutoff
     that also meet `also`."""
 
-    model: type[db.Model]
+    model: type[Base]
     key: InstrumentedAttribute[datetime]
     also: ColumnElement[bool]
 

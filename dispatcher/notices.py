@@ -17,7 +17,7 @@ from typing import Any
 from dispatcher import clock
 from dispatcher.errors import ArchivedEventType, UnknownEventType
 from dispatcher.message import format_timestamp
-from portal.models import Subscription
+from dispatcher.models import Subscription
 
 log = logging.getLogger(__name__)
 

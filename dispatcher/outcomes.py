@@ -17,11 +17,11 @@ from dispatcher import clock, health, lifecycle, metrics, notices, queues
 from dispatcher.claims import Claim
 from dispatcher.filters import is_operational
 from dispatcher.http import Response
+from dispatcher.ids import new_id
 from dispatcher.message import format_timestamp
-from portal.extensions import db
-from portal.ids import new_id
-from portal.models import Attempt, Delivery, Subscription
-from portal.models.types import UTCDateTime
+from dispatcher.models import Attempt, Delivery, Subscription
+from dispatcher.models.types import UTCDateTime
+from dispatcher.store import db
 
 
 @dataclass

@@ -20,7 +20,7 @@ from sqlalchemy import Row, insert, or_, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
-from dispatcher import clock, queues
+from dispatcher import clock, queues, store
 from dispatcher.errors import (
     ArchivedEventType,
     IdempotencyConflict,
@@ -30,9 +30,8 @@ from dispatcher.errors import (
     UnknownEventType,
 )
 from dispatcher.filters import data_filter_matches, matches
-from portal import extensions
-from portal.ids import new_id
-from portal.models import Delivery, Event, EventType, Subscription
+from dispatcher.ids import new_id
+from dispatcher.models import Delivery, Event, EventType, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +157,7 @@ def _publish(
     skip: str | None,
     only_if_wanted: bool = False,
 ) -> Event | None:
-    session = db if db is not None else extensions.db.session()
+    session = db if db is not None else store.db.session()
     if idempotency_key is not None and (
         not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255
     ):

@@ -30,7 +30,7 @@ from dispatcher import clock, health, http, queues
 from dispatcher.concurrency import EndpointLimits
 from dispatcher.outcomes import Outcome, record
 from dispatcher.ssrf import Target
-from portal.extensions import db
+from dispatcher.store import db
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     csrf.init_app(app)
     login_manager.init_app(app)
-    dispatcher.init_app(app)
+    dispatcher.init_app(app, db=db)
 
     if app.config["HOOKLINE_TRUSTED_PROXIES"]:
         # Behind N proxies, take the client address and scheme from their X-Forwarded-* headers,

@@ -12,7 +12,7 @@ from dispatcher import keys, maintenance, queues
 from dispatcher import worker as dispatcher_worker
 from dispatcher.errors import PublishError
 from dispatcher.publishing import publish
-from portal.extensions import db
+from dispatcher.store import db
 from portal.services import NotFound, ServiceError, accounts, event_types
 from portal.services import subscriptions as subscription_service
 

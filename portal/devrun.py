@@ -391,9 +391,9 @@ def repoint_demo_endpoint(url: str) -> None:
     """Point the demo endpoint at `url` when an earlier run's receiver had another port."""
     from sqlalchemy import select
 
+    from dispatcher.store import db
     from portal import create_app
     from portal.cli import DEMO_EMAIL
-    from portal.extensions import db
     from portal.models import Subscription, User
     from portal.services import subscriptions
 

@@ -6,13 +6,12 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy.orm import DeclarativeBase
 
+from dispatcher.models.base import Base
 
-class Base(DeclarativeBase):
-    """Declarative base shared by every model."""
-
-
+# The standalone app's own Flask-SQLAlchemy instance, on the dispatcher's Base. Only
+# create_app() touches it directly; everything else goes through dispatcher.store.db, which
+# resolves to whichever instance the current app registered (a host passes its own).
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()

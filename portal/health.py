@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from dispatcher.connection import get_redis
-from portal.extensions import db
+from dispatcher.store import db
 
 bp = Blueprint("health", __name__)
 

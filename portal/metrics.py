@@ -32,7 +32,7 @@ import dispatcher.metrics  # noqa: F401  (defines the counters, so a scrape show
 from dispatcher import clock, health, queues
 from dispatcher.claims import due_filter
 from dispatcher.health import STATES
-from portal.extensions import db
+from dispatcher.store import db
 from portal.models import Delivery, Subscription
 from portal.services import stats
 

@@ -8,8 +8,8 @@ from urllib.parse import quote
 
 import pytest
 
-from portal import ids
-from portal.ids import PREFIXES, id_factory, new_id
+from dispatcher import ids
+from dispatcher.ids import PREFIXES, id_factory, new_id
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ID_SHAPE = re.compile(r"^(?P<prefix>[a-z]+)_(?P<body>[0-9A-HJKMNP-TV-Z]{26})$")
@@ -25,7 +25,7 @@ def _timestamp_ms(identifier: str) -> int:
 
 
 def _freeze_ms(monkeypatch: pytest.MonkeyPatch, ms: int) -> None:
-    """Make `portal.ids` read a fixed wall clock without touching the real `time` module."""
+    """Make `dispatcher.ids` read a fixed wall clock without touching the real `time` module."""
     monkeypatch.setattr(ids, "time", types.SimpleNamespace(time=lambda: ms / 1000))
 
 

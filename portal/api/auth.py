@@ -10,8 +10,8 @@ from flask import Blueprint, Response, g, request
 from sqlalchemy import inspect
 from sqlalchemy.orm.attributes import set_committed_value
 
+from dispatcher.store import db
 from portal.api.errors import malformed_json, problem
-from portal.extensions import db
 from portal.services import accounts
 
 # last_used_at is kept to the minute: writing it on every request would make each read a write.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE
 
+from dispatcher.store import db
 from portal.api.auth import current_tenant_id
 from portal.api.base import documents, resource_blueprint
 from portal.api.schemas import (
@@ -13,7 +14,6 @@ from portal.api.schemas import (
     DeliverySchema,
     Extended,
 )
-from portal.extensions import db
 from portal.services import deliveries as service
 
 blp = resource_blueprint("Deliveries", "/deliveries", "The delivery log, and retries.")

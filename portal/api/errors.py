@@ -16,8 +16,8 @@ from flask import Blueprint, Response, json, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, default_exceptions
 
+from dispatcher.store import db
 from portal import outages
-from portal.extensions import db
 from portal.services import NotFound, ServiceError
 
 log = logging.getLogger(__name__)

@@ -6,6 +6,7 @@ from flask import Response
 from flask.views import MethodView
 from marshmallow import RAISE
 
+from dispatcher.store import db
 from portal.api.auth import current_tenant_id
 from portal.api.base import BODY_ERRORS, documents, resource_blueprint
 from portal.api.schemas import (
@@ -14,7 +15,6 @@ from portal.api.schemas import (
     EventTypePageArgs,
     EventTypeSchema,
 )
-from portal.extensions import db
 from portal.services import event_types
 from portal.services.paging import Page
 

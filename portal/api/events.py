@@ -6,6 +6,7 @@ from flask import url_for
 from flask.views import MethodView
 from marshmallow import RAISE
 
+from dispatcher.store import db
 from portal.api.auth import current_tenant_id
 from portal.api.base import BODY_ERRORS, documents, resource_blueprint
 from portal.api.schemas import (
@@ -16,7 +17,6 @@ from portal.api.schemas import (
     IdempotencyArgs,
     PublishArgs,
 )
-from portal.extensions import db
 from portal.services import events as service
 from portal.services.paging import Page
 

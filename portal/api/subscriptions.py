@@ -7,6 +7,7 @@ from flask.views import MethodView
 from marshmallow import RAISE
 
 from dispatcher import clock
+from dispatcher.store import db
 from portal.api.auth import current_tenant_id
 from portal.api.base import BODY_ERRORS, documents, resource_blueprint
 from portal.api.schemas import (
@@ -28,7 +29,6 @@ from portal.api.schemas import (
     TestArgs,
     TestQueuedSchema,
 )
-from portal.extensions import db
 from portal.services import stats
 from portal.services import subscriptions as service
 from portal.services.paging import check_cursor, page_of_rows

@@ -63,7 +63,7 @@ def run_migrations_offline():
 
 def render_item(type_, obj, autogen_context):
     """Write Hookline's UTCDateTime as a plain timezone-aware DateTime in migrations."""
-    from portal.models.types import UTCDateTime
+    from dispatcher.models.types import UTCDateTime
 
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

@@ -1,6 +1,10 @@
-"""The data model: every row belongs to one tenant, and every query is scoped by it."""
+"""The data model: the dispatcher's outbox models plus the portal's users and API keys.
 
-from portal.models.accounts import ApiKey, Tenant, User
-from portal.models.webhooks import Attempt, Delivery, Event, EventType, Subscription
+Every row belongs to one tenant, and every query is scoped by it. Dispatcher code imports from
+`dispatcher.models`; this package re-exports them for the portal.
+"""
+
+from dispatcher.models import Attempt, Delivery, Event, EventType, Subscription, Tenant
+from portal.models.accounts import ApiKey, User
 
 __all__ = ["ApiKey", "Attempt", "Delivery", "Event", "EventType", "Subscription", "Tenant", "User"]

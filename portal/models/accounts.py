@@ -1,4 +1,4 @@
-"""Tenants and the people and programs that act for them."""
+"""The people and programs that act for a tenant (the tenant itself is the dispatcher's)."""
 
 from __future__ import annotations
 
@@ -8,22 +8,14 @@ from flask_login import UserMixin
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from portal.extensions import db
-from portal.ids import id_factory
-from portal.models.types import UTCDateTime, utcnow
+from dispatcher.ids import id_factory
+from dispatcher.models import Base, Tenant
+from dispatcher.models.types import UTCDateTime, utcnow
+
+__all__ = ["ApiKey", "Tenant", "User"]
 
 
-class Tenant(db.Model):
-    """The isolation boundary: every other row belongs to exactly one tenant."""
-
-    __tablename__ = "tenants"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=id_factory("tenant"))
-    name: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-
-class User(UserMixin, db.Model):
+class User(UserMixin, Base):
     """A tenant admin who signs in to the portal."""
 
     __tablename__ = "users"
@@ -35,7 +27,7 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class ApiKey(db.Model):
+class ApiKey(Base):
     """A bearer token for the JSON API; only its SHA-256 and a display prefix are stored."""
 
     __tablename__ = "api_keys"

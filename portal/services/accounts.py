@@ -11,7 +11,7 @@ from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from dispatcher import clock
-from portal.extensions import db
+from dispatcher.store import db
 from portal.models import ApiKey, Tenant, User
 from portal.services import NotFound, ServiceError
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from dispatcher import actions
-from portal.extensions import db
+from dispatcher.store import db
 from portal.models import Attempt, Delivery, Subscription
 from portal.services import NotFound, ServiceError
 from portal.services.inputs import check_line, check_moment

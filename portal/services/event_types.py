@@ -9,8 +9,8 @@ import jsonschema
 import referencing.exceptions
 from sqlalchemy import or_, select
 
+from dispatcher.store import db
 from portal.catalog import STANDARD_EVENT_TYPES
-from portal.extensions import db
 from portal.models import EventType
 from portal.services import NotFound, ServiceError
 

@@ -19,7 +19,7 @@ from dispatcher.errors import (
 )
 from dispatcher.message import body_for
 from dispatcher.publishing import fingerprint, publish
-from portal.extensions import db
+from dispatcher.store import db
 from portal.models import Delivery, Event
 from portal.services import NotFound, ServiceError
 from portal.services.paging import Page, fetch_page

@@ -12,7 +12,7 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import Select
 
-from portal.extensions import db
+from dispatcher.store import db
 from portal.services import ServiceError
 
 T = TypeVar("T")

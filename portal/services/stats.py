@@ -17,7 +17,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import load_only
 
 from dispatcher.health import FAILING, HEALTHY, STATES, THROTTLED, EndpointHealth, unhealthy
-from portal.extensions import db
+from dispatcher.store import db
 from portal.models import Attempt, Delivery, Subscription
 from portal.services import ServiceError
 from portal.services import subscriptions as subscription_service

@@ -17,8 +17,8 @@ from dispatcher.filters import FilterError, compile_filter
 from dispatcher.health import EndpointHealth, describe
 from dispatcher.message import is_reserved_header
 from dispatcher.ssrf import check_target
+from dispatcher.store import db
 from dispatcher.throttle import MAX_RATE_LIMIT, MIN_RATE_LIMIT
-from portal.extensions import db
 from portal.models import Delivery, Subscription
 from portal.services import NotFound, ServiceError
 from portal.services.event_types import known_names

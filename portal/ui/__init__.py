@@ -11,7 +11,8 @@ from pathlib import Path
 from flask import Blueprint, Flask
 from htmx_flask import Htmx
 
-from portal.extensions import db, login_manager
+from dispatcher.store import db
+from portal.extensions import login_manager
 from portal.models import User
 from portal.ui import api_keys, auth, catalog, dashboard, deliveries, endpoints, errors, filters
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, make_response, redirect, url_for
 from werkzeug.wrappers import Response
 
-from portal.extensions import db
+from dispatcher.store import db
 from portal.services import ServiceError, accounts
 from portal.ui.common import protect, render, tenant_id
 from portal.ui.forms import ApiKeyForm

@@ -8,7 +8,7 @@ from datetime import datetime
 from flask import Blueprint, flash, make_response, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from portal.extensions import db
+from dispatcher.store import db
 from portal.models import Delivery
 from portal.services import ServiceError, deliveries, event_types, events, inputs
 from portal.services import subscriptions as subscription_service

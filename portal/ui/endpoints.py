@@ -19,7 +19,7 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from dispatcher import clock
-from portal.extensions import db
+from dispatcher.store import db
 from portal.services import ServiceError, deliveries, event_types, paging, stats
 from portal.services import subscriptions as subscription_service
 from portal.ui.common import protect, render, tenant_id, wants_partial

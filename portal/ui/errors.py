@@ -12,8 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import NotFound as HTTPNotFound
 from werkzeug.wrappers import Response
 
+from dispatcher.store import db
 from portal import outages
-from portal.extensions import db
 from portal.services import NotFound
 
 log = logging.getLogger(__name__)

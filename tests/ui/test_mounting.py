@@ -36,7 +36,7 @@ def mount_hookline(host: Flask, portal_prefix: str, api_prefix: str) -> None:
     db.init_app(host)
     csrf.init_app(host)
     login_manager.init_app(host)
-    dispatcher.init_app(host)
+    dispatcher.init_app(host, db=db)
     api.init_app(host, url_prefix=api_prefix)
     ui.init_app(host, url_prefix=portal_prefix)
 

@@ -18,12 +18,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from portal.extensions import db
-from portal.ids import id_factory
-from portal.models.types import UTCDateTime, utcnow
+from dispatcher.ids import id_factory
+from dispatcher.models.base import Base
+from dispatcher.models.types import UTCDateTime, utcnow
 
 
-class EventType(db.Model):
+class EventType(Base):
     """A catalog entry. Standard types have no tenant; custom types belong to one."""
 
     __tablename__ = "event_types"
@@ -42,7 +42,7 @@ class EventType(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class Subscription(db.Model):
+class Subscription(Base):
     """Where a tenant's events go (an "endpoint" in the portal)."""
 
     __tablename__ = "subscriptions"
@@ -84,7 +84,7 @@ class Subscription(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
-class Event(db.Model):
+class Event(Base):
     """Something that happened in a tenant, published once and delivered to many endpoints."""
 
     __tablename__ = "events"
@@ -104,7 +104,7 @@ class Event(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class Delivery(db.Model):
+class Delivery(Base):
     """One event on its way to one subscription; the database row is the source of truth."""
 
     __tablename__ = "deliveries"
@@ -148,7 +148,7 @@ class Delivery(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
-class Attempt(db.Model):
+class Attempt(Base):
     """One HTTP try of a delivery, recorded by the worker that made it."""
 
     __tablename__ = "attempts"
