@@ -10,21 +10,21 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-import dispatcher
 from portal import database  # noqa: F401  (registers the SQLite engine hooks)
 from portal.config import engine_options, load_config
-from portal.extensions import csrf, db, login_manager, migrate
+from portal.extensions import db, migrate
+from portal.hookline import Hookline
+from portal.schema import MIGRATIONS
+
+__all__ = ["Hookline", "create_app"]
 
 __version__ = "0.1.0"
 
-# templates/, static/ and migrations/ ship inside the package (the ui blueprint serves the
-# first two; Flask-Migrate is told where the third is).
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings from the environment, then `config` overrides (tests use it)."""
-    from portal import api, cli, health, metrics, security, ui  # here: `import dispatcher` skips
+    from portal import health, metrics, security  # here: `import dispatcher` skips
 
     # No app-level templates or /static: the ui blueprint serves both, as it does in a host app.
     app = Flask(
@@ -45,9 +45,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
-    csrf.init_app(app)
-    login_manager.init_app(app)
-    dispatcher.init_app(app, db=db)
 
     if app.config["HOOKLINE_TRUSTED_PROXIES"]:
         # Behind N proxies, take the client address and scheme from their X-Forwarded-* headers,
@@ -58,9 +55,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
     app.register_blueprint(health.bp)
     metrics.init_app(app)
-    api.init_app(app)
-    ui.init_app(app)
-    cli.init_app(app)
+    # The standalone app is Hookline's first host: its own database, users and sign-in page.
+    Hookline().init_app(app, db=db, url_prefix="")
     return app
 
 

@@ -23,6 +23,7 @@ events_cli = AppGroup("events", help="Publish events.")
 demo_cli = AppGroup("demo", help="Demo data for `make run`.")
 catalog_cli = AppGroup("event-types", help="The event-type catalog.")
 secrets_cli = AppGroup("secrets", help="Signing secrets stored encrypted at rest.")
+hookline_cli = AppGroup("hookline", help="Hookline's commands inside a host app.")
 
 DEMO_TENANT = "Demo Tenant"
 DEMO_EMAIL = "admin@demo.hookline.test"
@@ -188,8 +189,38 @@ def maintenance_command() -> None:
     )
 
 
+@hookline_cli.command("upgrade")
+def upgrade_command() -> None:
+    """Create or migrate Hookline's tables (only those, with their own Alembic version table)
+    and add the standard event types."""
+    from portal import schema
+
+    schema.upgrade()
+    changed = event_types.sync_standard_types()
+    db.session.commit()
+    click.echo(f"Hookline's tables are at the newest revision; {changed} event types added")
+
+
+def _hookline_commands() -> None:
+    """`flask hookline …`: the commands a host app runs, beside its own."""
+    api_keys = AppGroup("api-keys", help=api_keys_cli.help)
+    api_keys.add_command(create_api_key)
+    for command in (api_keys, worker_command, maintenance_command, secrets_cli, catalog_cli):
+        hookline_cli.add_command(command)
+
+
+_hookline_commands()
+
+
 def init_app(app: Flask) -> None:
-    """Register the commands on `app`."""
+    """Register the commands on `app`: `flask hookline …` always; standalone also the
+    top-level names (`flask worker`, `flask tenants create`, …), which a host keeps for its
+    own commands."""
+    from portal.hookline import mount
+
+    app.cli.add_command(hookline_cli)
+    if mount(app).embedded:
+        return
     for command in (
         tenants_cli,
         users_cli,

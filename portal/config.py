@@ -7,6 +7,7 @@ Every setting has an environment variable (see README.md); tests pass overrides 
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +18,7 @@ from cryptography.fernet import Fernet
 from dispatcher import signing
 from dispatcher.connection import ConfigError
 
-__all__ = ["ConfigError", "load_config"]
+__all__ = ["ConfigError", "host_settings", "load_config"]
 
 # Production must name its servers: no key is generated, no embedded Redis is started.
 PRODUCTION_REQUIRED = ("SECRET_KEY", "HOOKLINE_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL")
@@ -127,6 +128,26 @@ def parse_encryption_keys(environ: Mapping[str, str], instance_path: Path) -> tu
     )
 
 
+# Operator keys (service mode) start with this; tenant API keys start with "hl_".
+OPERATOR_KEY_PREFIX = "hlop_"
+_OPERATOR_KEY = re.compile(r"^hlop_[A-Za-z0-9_-]{32,195}$")
+
+
+def parse_operator_keys(value: str | None) -> tuple[str, ...]:
+    """HOOKLINE_OPERATOR_KEYS: comma-separated operator keys, each `hlop_` and at least 32
+    letters, digits, '-' or '_'. An error names a bad key by its position, never its value."""
+    keys = tuple(part.strip() for part in (value or "").split(",") if part.strip())
+    for position, key in enumerate(keys, start=1):
+        if not _OPERATOR_KEY.match(key):
+            raise ConfigError(
+                f"HOOKLINE_OPERATOR_KEYS: key {position} of {len(keys)} is not "
+                f"'{OPERATOR_KEY_PREFIX}' and 32 to 195 letters, digits, '-' or '_'; make one "
+                "with: python -c "
+                "\"import secrets; print('hlop_' + secrets.token_urlsafe(32))\""
+            )
+    return keys
+
+
 def _is_fernet_key(key: str) -> bool:
     try:
         Fernet(key.encode())
@@ -218,6 +239,7 @@ def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, An
         "HOOKLINE_TRUSTED_PROXIES": parse_int(
             "HOOKLINE_TRUSTED_PROXIES", environ.get("HOOKLINE_TRUSTED_PROXIES"), 0, minimum=0
         ),
+        "HOOKLINE_OPERATOR_KEYS": parse_operator_keys(environ.get("HOOKLINE_OPERATOR_KEYS")),
         "SESSION_COOKIE_SECURE": production,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -225,6 +247,44 @@ def load_config(environ: Mapping[str, str], instance_path: Path) -> dict[str, An
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
     }
+
+
+def _is_hookline_key(key: str) -> bool:
+    return key.startswith("HOOKLINE_") or key == "REDIS_URL"
+
+
+def _as_text(value: Any) -> str:
+    """A configured value as the environment would spell it, for the same parsers."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(item) for item in value)
+    return "" if value is None else str(value)
+
+
+def host_settings(
+    app_config: Mapping[str, Any], environ: Mapping[str, str], instance_path: Path
+) -> dict[str, Any]:
+    """Hookline's settings (`HOOKLINE_*`, `REDIS_URL`) for an app that embeds it: the app's
+    own config first, then the environment, then the defaults, with the same parsing and the
+    same production guards as the standalone app (the host's SECRET_KEY and database count as
+    set). A value the app set with its proper type is kept as it is; text is parsed."""
+    source = dict(environ)
+    for key, value in app_config.items():
+        if _is_hookline_key(key) and value is not None:
+            source[key] = _as_text(value)
+    source["SECRET_KEY"] = _as_text(app_config.get("SECRET_KEY")) or source.get("SECRET_KEY", "")
+    database = app_config.get("SQLALCHEMY_DATABASE_URI")
+    if database:
+        source["DATABASE_URL"] = str(database)
+    derived = load_config(source, instance_path)
+    settings = {}
+    for key, value in derived.items():
+        if not _is_hookline_key(key):
+            continue
+        given = app_config.get(key)
+        settings[key] = given if given is not None and not isinstance(given, str) else value
+    return settings
 
 
 def engine_options(database_url: str) -> dict[str, Any]:

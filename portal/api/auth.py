@@ -7,11 +7,14 @@ import math
 from datetime import timedelta
 
 from flask import Blueprint, Response, g, request
+from flask_wtf.csrf import validate_csrf
 from sqlalchemy import inspect
 from sqlalchemy.orm.attributes import set_committed_value
+from wtforms import ValidationError
 
 from dispatcher.store import db
 from portal.api.errors import malformed_json, problem
+from portal.hookline import mount, request_tenant_id
 from portal.services import accounts
 
 # last_used_at is kept to the minute: writing it on every request would make each read a write.
@@ -34,8 +37,29 @@ def _unauthorized(detail: str) -> Response:
     )
 
 
+def _host_session() -> Response | None:
+    """Embedded, a request without an API key may come from the host's own frontend: its
+    session names the tenant (the host's `current_tenant()`), and a change must carry the
+    portal's CSRF token in `X-CSRFToken`, as a cookie alone proves nothing about who sent it."""
+    tenant_id = request_tenant_id()
+    if tenant_id is None:
+        return _unauthorized(
+            "Send an API key as 'Authorization: Bearer <key>', or sign in to the host app."
+        )
+    if request.method in _BODY_METHODS or request.method == "DELETE":
+        try:
+            validate_csrf(request.headers.get("X-CSRFToken"))
+        except ValidationError as exc:
+            return problem(403, "csrf", "CSRF token missing or invalid", str(exc))
+    g.hookline_tenant_id = tenant_id
+    return None
+
+
 def authenticate() -> Response | None:
-    """Resolve `Authorization: Bearer <key>` to a tenant, or answer 401."""
+    """Resolve `Authorization: Bearer <key>` to a tenant (or, embedded, the host's session),
+    or answer 401."""
+    if "Authorization" not in request.headers and mount().embedded:
+        return _host_session()
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:

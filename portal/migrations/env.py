@@ -16,7 +16,11 @@ logger = logging.getLogger("alembic.env")
 
 
 def get_engine():
-    return current_app.extensions["migrate"].db.engine
+    # The app's registered database (the host's own, embedded), not Flask-Migrate's: a host
+    # may have no Flask-Migrate, or one of its own for its own migrations.
+    from dispatcher.store import registered
+
+    return registered(current_app).engine
 
 
 def get_engine_url():
@@ -28,7 +32,6 @@ def get_engine_url():
 # from myapp import mymodel
 # target_metadata = mymodel.Base.metadata
 config.set_main_option("sqlalchemy.url", get_engine_url())
-target_db = current_app.extensions["migrate"].db
 
 # other values from the config, defined by the needs of env.py,
 # can be acquired:
@@ -37,9 +40,9 @@ target_db = current_app.extensions["migrate"].db
 
 
 def get_metadata():
-    if hasattr(target_db, "metadatas"):
-        return target_db.metadatas[None]
-    return target_db.metadata
+    from dispatcher.models import Base
+
+    return Base.metadata
 
 
 def run_migrations_offline():
@@ -88,10 +91,11 @@ def run_migrations_online():
                 directives[:] = []
                 logger.info("No changes in schema detected.")
 
-    conf_args = current_app.extensions["migrate"].configure_args
-    conf_args.setdefault("render_item", render_item)
-    if conf_args.get("process_revision_directives") is None:
-        conf_args["process_revision_directives"] = process_revision_directives
+    # Hookline's own arguments only: a host's Flask-Migrate configures the host's migrations.
+    conf_args = {
+        "render_item": render_item,
+        "process_revision_directives": process_revision_directives,
+    }
 
     connectable = get_engine()
 

@@ -39,6 +39,36 @@ def create_tenant(name: str) -> Tenant:
     return tenant
 
 
+# A host's own tenant id: what fits the id column and is safe in a URL and a log line.
+TENANT_ID_MAX_LENGTH = 32
+_HOST_TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+
+
+def ensure_tenant(tenant_id: str, name: str) -> Tenant:
+    """The tenant with the host's own id `tenant_id`, made if missing, renamed to `name` if
+    it differs. Idempotent, so a host may call it on every sign-up or sign-in; like
+    `publish()`, it writes in the caller's session and the caller commits."""
+    if not isinstance(tenant_id, str) or not _HOST_TENANT_ID.match(tenant_id):
+        raise ServiceError(
+            "a tenant id must start with a letter or digit and hold only letters, digits and "
+            "_ . : -",
+            field="id",
+        )
+    if len(tenant_id) > TENANT_ID_MAX_LENGTH:
+        raise ServiceError(
+            f"a tenant id must be at most {TENANT_ID_MAX_LENGTH} characters", field="id"
+        )
+    name = _clean_name(name, "tenant name")
+    tenant = db.session.get(Tenant, tenant_id)
+    if tenant is None:
+        tenant = Tenant(id=tenant_id, name=name)
+        db.session.add(tenant)
+    elif tenant.name != name:
+        tenant.name = name
+    db.session.flush()
+    return tenant
+
+
 def get_tenant(tenant_id: str) -> Tenant:
     """The tenant with that id, or NotFound."""
     # An id with a NUL can match nothing, and PostgreSQL refuses to even compare it.

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, make_response, render_template, request, url_for
-from flask_login import current_user
+from flask import (
+    Blueprint,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.wrappers import Response
 
 from portal.extensions import login_manager
+from portal.hookline import mount, request_tenant_id
 
 
 def tenant_id() -> str:
-    """The signed-in admin's tenant: the only tenant any portal page may show or change."""
-    return current_user.tenant_id
+    """The tenant of this request, the only one any portal page may show or change: the
+    host's `current_tenant()` when Hookline is embedded, else the signed-in admin's."""
+    return request_tenant_id()  # `protect` has made sure there is one
+
+
+def _login_page(here: str) -> str:
+    """Where a visitor without a session signs in: the host's login page, or Hookline's."""
+    if mount().embedded:
+        return f"{mount().login_url}?{urlencode({'next': here})}"
+    return url_for("ui.auth.login", next=safe_next(here, url_for("ui.dashboard.index")))
 
 
 def wants_partial() -> bool:
@@ -39,16 +54,16 @@ def protect(bp: Blueprint) -> Blueprint:
 
     @bp.before_request
     def _signed_in() -> Response | None:
-        if current_user.is_authenticated:
+        if request_tenant_id() is not None:
             return None
         if request.htmx:
             page = urlsplit(request.htmx.current_url or "")
             here = page.path + (f"?{page.query}" if page.query else "")
             response = make_response("", 401)
-            response.headers["HX-Redirect"] = url_for(
-                "ui.auth.login", next=safe_next(here, url_for("ui.dashboard.index"))
-            )
+            response.headers["HX-Redirect"] = _login_page(here)
             return response
+        if mount().embedded:
+            return redirect(_login_page(request.full_path.rstrip("?")))
         return login_manager.unauthorized()
 
     return bp

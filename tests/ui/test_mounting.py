@@ -12,11 +12,10 @@ import pytest
 from flask import Flask, render_template
 from flask.testing import FlaskClient
 
-import dispatcher
 from dispatcher.connection import get_redis
-from portal import api, ui
+from portal import Hookline, api
 from portal.config import load_config
-from portal.extensions import csrf, db, login_manager
+from portal.extensions import db
 from tests.conftest import TEST_CONFIG
 from tests.factories import make_api_key
 from tests.ui.conftest import Admin, FreshContextClient, csrf_token, make_admin
@@ -34,11 +33,8 @@ def mount_hookline(host: Flask, portal_prefix: str, api_prefix: str) -> None:
     host.config.from_mapping(load_config(os.environ, Path(host.instance_path)))
     host.config.update(TEST_CONFIG)
     db.init_app(host)
-    csrf.init_app(host)
-    login_manager.init_app(host)
-    dispatcher.init_app(host, db=db)
-    api.init_app(host, url_prefix=api_prefix)
-    ui.init_app(host, url_prefix=portal_prefix)
+    # Hookline's own users sign in here (no current_tenant): the standalone app's way.
+    Hookline().init_app(host, db=db, url_prefix=portal_prefix, api_prefix=api_prefix)
 
 
 def build_host(root: Path, portal_prefix: str = PORTAL, api_prefix: str = API) -> Flask:
