@@ -273,3 +273,24 @@ def _claim(row, expires: datetime, probe: bool = False) -> Claim:
         lease_expires_at=expires,
         probe=probe,
     )
+
+
+def release(held: list[Claim]) -> None:
+    """Give leases back (a worker shutting down): those deliveries are due again at once, for
+    any worker, instead of when the lease runs out. A lease that is no longer this worker's
+    (it ran out and someone else claimed the delivery) is left alone. Commits."""
+    by_lease: dict[datetime, list[str]] = {}
+    for claim in held:
+        by_lease.setdefault(claim.lease_expires_at, []).append(claim.id)
+    for expires, ids in by_lease.items():
+        db.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(ids),
+                Delivery.lease_expires_at == expires,
+                Delivery.status == "pending",
+            )
+            .values(lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()

@@ -20,7 +20,7 @@ from cryptography.fernet import InvalidToken
 from flask import current_app
 from sqlalchemy import bindparam, select
 
-from dispatcher import claims, clock, health, http, message, queues, signing, throttle
+from dispatcher import claims, clock, health, http, message, queues, sending, signing, throttle
 from dispatcher.claims import Claim
 from dispatcher.errors import TargetRefused
 from dispatcher.models import Event, Subscription
@@ -215,7 +215,7 @@ def _drain_with(out: Sender, priority: bool) -> int:
     last_record = time.monotonic()
     round_ = Round(more=True)
     due = DueList()
-    while time.monotonic() < budget_ends:
+    while time.monotonic() < budget_ends and not sending.stopping():
         now = time.monotonic()
         free = out.free_slots()
         woke = out.sent_count != sent_at_claim  # sends finished since the last claim
@@ -267,7 +267,7 @@ def _drain_with(out: Sender, priority: bool) -> int:
             out.wake.wait(max(0.001, last_claim + CLAIM_EVERY_SECONDS - time.monotonic()))
         else:
             out.wake.wait(_next_look(round_.resume_at))
-    queues.kick(priority)  # the budget is spent with work left: a fresh job carries on
+    queues.kick(priority)  # the budget is spent (or the worker stops): another job carries on
     return started
 
 

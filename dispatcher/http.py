@@ -82,6 +82,13 @@ class _Watchdog:
                 )
                 self._thread.start()
 
+    def cut_all(self) -> None:
+        """Shut down every watched connection now (the worker is exiting)."""
+        with self._lock:
+            connections = [conn for _, conn in self._watched.values()]
+        for connection in connections:
+            _shut(connection)
+
     def forget(self) -> None:
         with self._lock:
             self._watched.pop(threading.get_ident(), None)
@@ -93,10 +100,15 @@ class _Watchdog:
             with self._lock:
                 late = [conn for deadline, conn in self._watched.values() if deadline < now]
             for connection in late:
-                sock = connection.sock
-                if sock is not None:
-                    with contextlib.suppress(OSError):
-                        sock.shutdown(socket.SHUT_RDWR)
+                _shut(connection)
+
+
+def _shut(connection: urllib3.connection.HTTPConnection) -> None:
+    """Shut the socket down: a read blocked on it fails at once."""
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 _watchdog = _Watchdog()
@@ -112,6 +124,11 @@ class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
     def request(self, *args, **kwargs):
         _watchdog.watch(_request_deadline.value, self)
         return super().request(*args, **kwargs)
+
+
+def cut_connections() -> None:
+    """Cut every request in flight in this process (its attempts fail as connection errors)."""
+    _watchdog.cut_all()
 
 
 def _pool(target: Target) -> urllib3.HTTPConnectionPool:

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from flask import Flask
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from dispatcher import clock, health, http, queues
+from dispatcher import claims, clock, health, http, queues
 from dispatcher.concurrency import EndpointLimits
 from dispatcher.outcomes import Outcome, record
 from dispatcher.ssrf import Target
@@ -61,6 +61,7 @@ class Sender:
         self._per_endpoint = Counter[str]()
         self._held: dict[str, datetime] = {}  # Retry-After seen here, before it is recorded
         self._pause_timers: dict[str, threading.Timer] = {}  # endpoint → kick at its pause end
+        self._handed_back: set[str] = set()  # deliveries given back at shutdown: not recorded
         self._finished: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self._unrecorded = 0
         self._closed = threading.Event()
@@ -115,7 +116,12 @@ class Sender:
                 self._held[subscription_id] = clock.now() + timedelta(seconds=retry_after)
             self.sent_count += 1
             wake = self._free_locked(time.monotonic()) >= self.wake_at_free
-        self._finished.put(outcome)
+            handed_back = outcome.claim.id in self._handed_back
+            if handed_back:  # another worker sends it now: this attempt is not recorded
+                self._unrecorded -= 1
+                self._recorded.notify_all()
+        if not handed_back:
+            self._finished.put(outcome)
         if wake:
             self.wake.set()
 
@@ -245,6 +251,26 @@ class Sender:
                 self._recorded.wait(left)
         return True
 
+    def hand_back(self, grace: float) -> int:
+        """Shut down: wait up to `grace` seconds for the sends in flight, then give the rest
+        back — their leases cleared, so another worker sends them at once instead of when the
+        lease runs out — and cut their connections. Returns how many were given back."""
+        if self.finish(grace):
+            return 0
+        with self._lock:
+            left = [outcome.claim for outcome, _, _ in self._started.values()]
+            self._handed_back.update(claim.id for claim in left)
+        with self.app.app_context():
+            try:
+                claims.release(left)
+                queues.kick()
+            except (OperationalError, InterfaceError) as exc:
+                log.warning("could not hand %d deliveries back (%s)", len(left), exc)
+        http.cut_connections()  # the threads blocked on them return, and the process can exit
+        self.finish(RECORD_RETRY_SECONDS)  # what finished meanwhile is still recorded
+        log.info("handed %d in-flight deliveries back to the other workers", len(left))
+        return len(left)
+
     def close(self) -> None:
         """Stop the recorder and let the threads go (call after `finish`)."""
         self._closed.set()
@@ -284,6 +310,25 @@ def sender(app: Flask) -> Sender:
             old.close()
         _sender = Sender(app, working, slow_capacity)
         return _sender
+
+
+_stopping = threading.Event()
+
+
+def request_stop() -> None:
+    """The worker is shutting down (SIGTERM): drains stop claiming and end."""
+    _stopping.set()
+
+
+def stopping() -> bool:
+    """Whether the worker process is shutting down."""
+    return _stopping.is_set()
+
+
+def hand_back(grace: float) -> int:
+    """At the worker's exit: let what is in flight finish within `grace`, give the rest back."""
+    current = _sender
+    return 0 if current is None else current.hand_back(grace)
 
 
 def finish(timeout: float | None = None) -> bool:

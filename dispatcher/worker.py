@@ -21,6 +21,17 @@ from dispatcher.connection import get_redis
 log = logging.getLogger(__name__)
 
 MAINTENANCE_LOCK = "hookline:maintenance-lock"
+# At SIGTERM, sends in flight get this long to finish; the rest are given back to the fleet.
+HAND_BACK_SECONDS = 2.0
+
+
+class _Worker(SimpleWorker):
+    """RQ's in-process worker, which also tells the running drain when a warm shutdown starts
+    (RQ alone would let it claim on for the rest of its time budget)."""
+
+    def request_stop(self, signum, frame) -> None:
+        sending.request_stop()
+        super().request_stop(signum, frame)
 
 
 def _maintenance_loop(app: Flask, stop: threading.Event) -> None:
@@ -49,7 +60,7 @@ def run(queue_names: list[str] | None = None, burst: bool = False) -> None:
     try:
         while True:
             try:
-                worker = SimpleWorker(names, connection=get_redis())
+                worker = _Worker(names, connection=get_redis())
                 started = time.monotonic()
                 worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
                 if time.monotonic() - started > 60:
@@ -64,11 +75,7 @@ def run(queue_names: list[str] | None = None, burst: bool = False) -> None:
             backoff = min(backoff * 2, 30.0)
     finally:
         stop.set()
-        # Sends outlive drain jobs: let what is in flight finish and be recorded before exit.
-        timeout = 2 * float(app.config["HOOKLINE_DELIVERY_TIMEOUT"]) + 5
-        if not sending.finish(timeout):
-            log.warning(
-                "in-flight deliveries were not recorded in %.0f s; they will be retried "
-                "when their leases expire",
-                timeout,
-            )
+        # Sends outlive drain jobs: what is in flight finishes and is recorded, or, if it
+        # takes longer than HAND_BACK_SECONDS (a slow or hanging receiver), is given back so
+        # another worker sends it now: a rolling restart leaves no lease to run out.
+        sending.hand_back(HAND_BACK_SECONDS)
