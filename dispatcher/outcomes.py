@@ -87,7 +87,7 @@ _STATE_COLUMNS = (
 )
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=32)
 def _states_statement(dialect: str, rows: int):
     """One UPDATE for a whole batch, from a VALUES list (one text per dialect and row count).
 
@@ -116,16 +116,22 @@ def _states_statement(dialect: str, rows: int):
     )
 
 
-def _write_states(states: list[dict], now: datetime, chunk: int = 500) -> None:
-    """Write the deliveries' new states, in one statement per `chunk` rows."""
+def _write_states(states: list[dict], now: datetime, chunk: int = 512) -> None:
+    """Write the deliveries' new states, in one statement per `chunk` rows.
+
+    A batch is padded to the next power of two by repeating its last row (an UPDATE from a
+    list with a repeated row writes that row once), so at most ten statement texts exist per
+    dialect instead of one per batch size: each text is large and stays cached."""
     dialect = db.engine.dialect.name
     for start in range(0, len(states), chunk):
         part = states[start : start + chunk]
+        size = 1 << (len(part) - 1).bit_length()
+        part = part + [part[-1]] * (size - len(part))
         params: dict = {"now": now}
         for i, state in enumerate(part):
             for name, _, _ in _STATE_COLUMNS:
                 params[f"{name}_{i}"] = state[name]
-        db.session.execute(_states_statement(dialect, len(part)), params)
+        db.session.execute(_states_statement(dialect, size), params)
 
 
 def record(outcomes: list[Outcome]) -> None:
