@@ -13,8 +13,9 @@ from portal.api import auth, errors
 # Where the API is mounted unless the app says otherwise (api.init_app(app, url_prefix=...)).
 API_PREFIX = "/api/v1/webhooks"
 
-# Errors any authenticated operation can answer; the rest are listed per operation.
-COMMON_ERRORS = (401,)
+# Errors any authenticated operation can answer (503: the database or Redis is unreachable,
+# with Retry-After); the rest are listed per operation.
+COMMON_ERRORS = (401, 503)
 BODY_ERRORS = (400, 413, 415)
 
 

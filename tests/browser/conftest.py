@@ -149,13 +149,17 @@ def open_page(browser, portal_server):
         if message.type == "error" and not message.text.startswith("Failed to load resource"):
             errors.append(message.text)
 
+    expected: set[int] = set()  # statuses a test provokes on purpose (an outage's 503)
+
     def on_response(response) -> None:
         # Documents and the tests' own fetch() probes are refused on purpose; an asset or an
         # HTMX request (xhr) that fails is a bug.
         if response.status >= 400 and response.request.resource_type not in {"document", "fetch"}:
-            errors.append(f"{response.status} for {response.url}")
+            if response.status not in expected:
+                errors.append(f"{response.status} for {response.url}")
 
-    def open_(width: int = 1280, height: int = 900):
+    def open_(width: int = 1280, height: int = 900, expect_statuses: tuple[int, ...] = ()):
+        expected.update(expect_statuses)
         context = browser.new_context(
             viewport={"width": width, "height": height}, base_url=portal_server.url
         )

@@ -14,6 +14,18 @@
     event.detail.headers["X-CSRFToken"] = csrfToken();
   });
 
+  // An outage (503: the database or Redis is unreachable) answers an HTMX request with the
+  // "temporarily unavailable" page; htmx swaps no error response by default, so the click
+  // would seem to do nothing. Show that page's message in place of the page's content.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr.status !== 503) return;
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+    event.detail.target = document.getElementById("main") || document.body;
+    event.detail.selectOverride = "#main > *";
+    event.detail.swapOverride = "innerHTML";
+  });
+
   // Copy buttons: <button data-copy="text">.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");
