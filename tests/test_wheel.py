@@ -183,11 +183,12 @@ def gunicorn(installed_wheel: InstalledWheel, tmp_path: Path) -> Iterator[Callab
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+            try:  # the port may accept before the worker has loaded the app
+                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
                     return url
-            except requests.ConnectionError:
-                time.sleep(0.2)
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
         pytest.fail(f"gunicorn did not answer /healthz:\n{log_path.read_text()}")
 
     yield start
