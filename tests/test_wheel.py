@@ -200,6 +200,8 @@ def gunicorn(installed_wheel: InstalledWheel, tmp_path: Path) -> Iterator[Callab
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+    # A worker still loading the app when the test stopped the embedded Redis starts it again.
+    stop_embedded_redis(installed_wheel.venv / "var" / "portal-instance" / "redis.db", save=False)
 
 
 @pytest.mark.slow
