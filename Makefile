@@ -43,8 +43,9 @@ bench: venv
 	$(VENV_PYTHON) -m pip install --disable-pip-version-check --quiet "py-spy>=0.3"
 	$(VENV_PYTHON) -m tests.perf.bench
 
-# 20,000 deliveries under worker SIGKILLs and Redis restarts, at most 15 minutes; rewrites the
-# figures in docs/reliability.md (SOAK_QUICK=1: 2,000 deliveries, figures printed only).
+# 20,000 deliveries under worker SIGKILLs, a rolling restart and Redis restarts, at most 15
+# minutes; rewrites the figures in docs/reliability.md (SOAK_QUICK=1: 2,000 deliveries, figures
+# printed only; SOAK_DATABASE=postgresql: on a PostgreSQL server of its own, also restarted).
 soak: venv
 	$(VENV_PYTHON) -m tests.soak.run
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,6 +87,63 @@ class RedisServer:
         if self.process is not None:
             kill_group(self.process)
             self.process = None
+
+
+def postgres_bin() -> Path | None:
+    """The directory of Debian's newest PostgreSQL server binaries, else initdb's on PATH."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+class PostgresServer:
+    """A PostgreSQL cluster in a temporary directory on a free port, run as `postgres` (when
+    started by root), that its owner may stop and start at will: never the shared server.
+
+    `stop("immediate")` is a crash as far as clients see it (every backend is killed, no
+    checkpoint); `start()` then runs crash recovery. fsync is off: the cluster is thrown away,
+    and a killed server (unlike a crashed machine) loses nothing the kernel was given.
+    """
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin = bin_dir
+        self.root = Path(tempfile.mkdtemp(prefix="hookline-pg-"))
+        self.data = self.root / "data"
+        self.log = self.root / "postgres.log"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+
+    def _run(self, *args: str) -> str:
+        command = [str(self.bin / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=60)
+        return done.stdout
+
+    def init(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-N")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def version(self) -> str:
+        """E.g. "15.20" (from "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)")."""
+        return self._run("postgres", "--version").split()[2]
+
+    def destroy(self, keep: bool = False) -> None:
+        """Stop it at once; delete its directory unless `keep` (to read its log)."""
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            self.stop("immediate")
+        if not keep:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 # A hung receiver: the TCP handshake succeeds (the kernel does it), the request is read, and no

@@ -8,12 +8,6 @@ SQLite a database path that cannot be opened. The shared servers are never touch
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +29,7 @@ from portal.services.event_types import sync_standard_types
 from tests.conftest import ROOT, TEST_CONFIG
 from tests.factories import make_subscription
 from tests.hardening.conftest import close_app
-from tests.servers import RedisServer, free_port
+from tests.servers import PostgresServer, RedisServer, postgres_bin
 from tests.ui.conftest import PASSWORD, FreshContextClient, csrf_token
 
 UNAVAILABLE = "https://hookline.dev/problems/service-unavailable"
@@ -215,53 +209,10 @@ def test_portal_answers_a_503_page_while_sqlite_cannot_be_opened(
 # --- PostgreSQL ------------------------------------------------------------------------------
 
 
-def _postgres_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
-
-
-class PostgresServer:
-    """A PostgreSQL cluster in a temporary directory on a free port, run as `postgres`."""
-
-    def __init__(self, bin_dir: Path) -> None:
-        self.bin = bin_dir
-        self.root = Path(tempfile.mkdtemp(prefix="hookline-pg-"))
-        self.data = self.root / "data"
-        self.port = free_port()
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-        if os.geteuid() == 0:
-            shutil.chown(self.root, "postgres", "postgres")
-
-    def _run(self, *args: str) -> None:
-        command = [str(self.bin / args[0]), *args[1:]]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=60)
-
-    def init(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-N")
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        log = str(self.root / "postgres.log")
-        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
-
-    def destroy(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL this test may stop (skipped only where initdb is not installed)."""
-    bin_dir = _postgres_bin()
+    bin_dir = postgres_bin()
     if bin_dir is None:
         pytest.skip("initdb is not installed")
     server = PostgresServer(bin_dir)

@@ -6,6 +6,8 @@ around them is written by hand and survives every run.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import platform
 from collections import Counter, defaultdict
@@ -14,9 +16,33 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-# One block per database, so a PostgreSQL run (DATABASE_URL) keeps the SQLite figures and back.
+# One block per database, so a PostgreSQL run keeps the SQLite figures and back.
 BEGIN = "<!-- soak:begin {database} (written by `make soak`; edit around it, not inside) -->"
 END = "<!-- soak:end {database} -->"
+
+
+FAULT_NAMES = {
+    "kill": "worker SIGKILL + restart",
+    "redis": "Redis SIGKILL + restart",
+    "rolling": "rolling restart: SIGTERM, replace, 2 s, × 3",
+    "postgres": "PostgreSQL `pg_ctl -m immediate`, 5 s down, start",
+}
+AROUND_BEFORE = 5.0  # a delivery published this long before a fault began is "around" it
+BASELINE_SECONDS = 10.0  # the window just before that, for comparison
+
+
+@dataclass
+class FaultFigures:
+    """One fault: when (seconds since the start), how deliveries went through it."""
+
+    kind: str
+    start: float
+    back: float
+    resumed: float | None  # from the end of the fault to the next delivery finished
+    gap: float | None  # the longest pause between 2xx answers from its start to 5 s after it
+    delay_ok: float | None  # the longest commit → first-2xx delay of deliveries published
+    delay_slow: float | None  # ... from AROUND_BEFORE s before it began until it ended
+    baseline_ok: float | None  # the same for those published in the BASELINE_SECONDS before
 
 
 @dataclass
@@ -26,7 +52,8 @@ class Result:
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
     figures: list[tuple[str, str]] = field(default_factory=list)
     latency: list[tuple[str, int, float, float, float, float]] = field(default_factory=list)
-    faults: list[tuple[str, float, float, float | None]] = field(default_factory=list)
+    faults: list[FaultFigures] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
     timeline: list[tuple[float, str]] = field(default_factory=list)
     context: str = ""
     database: str = "SQLite"
@@ -56,6 +83,69 @@ def _resumed_after(samples, back: float) -> float | None:
         if t > back and finished > base:
             return t - back
     return None
+
+
+def _first_answers(log_path: Path) -> dict[tuple[str, str], float]:
+    """(path, webhook-id) -> unix time of the first 2xx answer, from the receivers' log."""
+    first: dict[tuple[str, str], float] = {}
+    if not log_path.exists():
+        return first
+    for line in log_path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[3] == "1":
+            key = (parts[1], parts[2])
+            at = float(parts[0])
+            if key not in first or at < first[key]:
+                first[key] = at
+    return first
+
+
+def _longest(values) -> float | None:
+    values = list(values)
+    return max(values) if values else None
+
+
+def _longest_gap(times: list[float], begin: float, end: float) -> float | None:
+    """The longest pause between 2xx answers (sorted `times`) from `begin` to `end`, counting
+    from `begin` to the first answer and to the first answer after `end`."""
+    i = bisect.bisect_left(times, begin)
+    j = bisect.bisect_right(times, end)
+    points = [begin, *times[i : j + 1]]  # up to the first answer after `end`, if there is one
+    if len(points) < 2:
+        return None
+    return max(b - a for a, b in itertools.pairwise(points))
+
+
+def _fault_figures(run, delays: dict[str, list[tuple[float, float]]], times: list[float]):
+    """Per fault: resumption, the longest pause in answers, the longest delays around it."""
+    figures = []
+    for kind, start, back in run.fault_marks:
+        begin, end = run.wall_started + start, run.wall_started + back
+
+        def longest(endpoint_kind: str, low: float, high: float) -> float | None:
+            return _longest(d for at, d in delays[endpoint_kind] if low <= at <= high)
+
+        figures.append(
+            FaultFigures(
+                kind,
+                start,
+                back,
+                _resumed_after(run.samples, back),
+                _longest_gap(times, begin, end + 5),
+                longest("ok", begin - AROUND_BEFORE, end),
+                longest("slow", begin - AROUND_BEFORE, end),
+                longest("ok", begin - AROUND_BEFORE - BASELINE_SECONDS, begin - AROUND_BEFORE),
+            )
+        )
+    return figures
+
+
+def _percentiles(values: list[float]) -> str:
+    if not values:
+        return "none"
+    ordered = sorted(values)
+    pick = [ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in (0.5, 0.99)]
+    return f"p50 {pick[0]:.1f} s, p99 {pick[1]:.1f} s, max {ordered[-1]:.1f} s"
 
 
 def _metric_totals(directory: Path) -> dict[str, float]:
@@ -99,7 +189,7 @@ def _verdicts(kind, last_answer, rows, attempts_by_delivery, requests_seen) -> t
     return statuses, wrong, requests, recorded
 
 
-def collect(app, plan, run, receivers, hang, workdir: Path, database_url: str) -> Result:
+def collect(app, plan, run, receivers, hang, workdir: Path, database) -> Result:
     """Check the run against the database and the receivers; gather the figures."""
     from sqlalchemy import func, select
 
@@ -131,6 +221,7 @@ def collect(app, plan, run, receivers, hang, workdir: Path, database_url: str) -
             )
         }
         events = db.session.scalar(select(func.count()).select_from(Event))
+        published = db.session.execute(select(Event.id, Event.idempotency_key, Event.data)).all()
         attempts = db.session.scalar(select(func.count()).select_from(Attempt))
         twice = db.session.scalar(
             select(func.count()).select_from(
@@ -169,7 +260,34 @@ def collect(app, plan, run, receivers, hang, workdir: Path, database_url: str) -
     healthy = by_kind["ok"] + by_kind["slow"]
     healthy_total = sum(healthy.values())
     duplicates = healthy_ok_requests - healthy_unique
-    redis_restarts = sum(1 for kind, *_ in run.fault_marks if kind == "redis")
+    faults_done = Counter(kind for kind, *_ in run.fault_marks)
+    keys = {key for _, key, _ in published}
+    invoices = {(data or {}).get("invoice_id") for _, _, data in published}
+    expected_events = plan.tenants * plan.events_per_tenant
+    outages = [
+        (start, back + run.outage_grace)
+        for kind, start, back in run.fault_marks
+        if kind == "postgres"
+    ]
+    stray_failures = [
+        (round(at, 1), stage, error)
+        for at, stage, error in run.publish_failures
+        if not any(low <= at <= high for low, high in outages)
+    ]
+    commit_failures = sum(1 for _, stage, _ in run.publish_failures if stage == "commit")
+
+    # Delays: from the commit that published an event to its endpoint's first 2xx answer.
+    first_ok = _first_answers(workdir / "arrivals.log")
+    delays: dict[str, list[tuple[float, float]]] = defaultdict(list)  # kind -> (published, s)
+    for status, _, _, event_id, url in rows:
+        kind = _kind(url)
+        answered = first_ok.get((urlsplit(url).path, event_id))
+        committed = run.published_at.get(event_id)
+        if kind in ("ok", "slow") and status == "succeeded" and answered and committed:
+            delays[kind].append((committed, answered - committed))
+    answer_times = sorted(first_ok.values())
+    result.faults = _fault_figures(run, delays, answer_times)
+    result.skipped = list(run.skipped)
 
     result.checks = [
         (
@@ -217,6 +335,21 @@ def collect(app, plan, run, receivers, hang, workdir: Path, database_url: str) -
             f"{stats['bad_signatures']} bad signatures",
         ),
         ("no attempt recorded twice", twice == 0, f"{twice} (delivery, number) pairs repeated"),
+        (
+            "every event published exactly once, however often its round was retried",
+            events == len(keys) == len(invoices) == expected_events,
+            f"{events} events, {len(keys)} idempotency keys, {len(invoices)} invoice ids "
+            f"(expected {expected_events}); {run.rounds_retried} rounds retried, "
+            f"{run.replays} events replayed",
+        ),
+        (
+            "publishing failed only while the database was down (to "
+            f"{run.outage_grace:g} s after it was back)",
+            not stray_failures,
+            f"{len(run.publish_failures)} failed tries, "
+            f"{len(run.publish_failures) - len(stray_failures)} during an outage; other: "
+            f"{stray_failures[:3] or 'none'}",
+        ),
         ("no errors, finished in time", not run.errors, "; ".join(run.errors) or "none"),
     ]
 
@@ -262,8 +395,35 @@ def collect(app, plan, run, receivers, hang, workdir: Path, database_url: str) -
             f"{hang_seen:,} vs {hang_recorded:,} ({hang_seen - hang_recorded:+,} unrecorded, "
             "cut off by killed or stopped workers)",
         ),
-        ("workers SIGKILLed / Redis restarts", f"{run.kills} / {redis_restarts}"),
-        ("publishing", f"{run.published:,} events in {publish_seconds:.1f} s"),
+        (
+            "workers SIGKILLed / SIGTERMed (rolling restart) / Redis restarts / PostgreSQL "
+            "restarts",
+            f"{run.kills} / {len(run.terms)} / {faults_done['redis']} / {faults_done['postgres']}",
+        ),
+        (
+            "rolling restart: SIGTERM → exit, per worker",
+            (
+                ", ".join(
+                    f"{took:.1f} s" + ("" if code == 0 else f" (exit code {code})")
+                    for _, took, code in run.terms
+                )
+                + f"; {run.handed_back} in-flight sends handed back (worker logs)"
+            )
+            if run.terms
+            else "none",
+        ),
+        (
+            "publishing",
+            f"{run.published:,} events in {publish_seconds:.1f} s; {len(run.publish_failures)} "
+            f"failed tries ({commit_failures} at the commit) in {run.rounds_retried} rounds of "
+            f"{plan.tenants} events, each retried until it committed; {run.replays} events were "
+            "replays (a failed commit that had succeeded)",
+        ),
+        (
+            "delivery delay, commit → first 2xx (ok endpoints; slow ones)",
+            f"{_percentiles([d for _, d in delays['ok']])}; "
+            f"{_percentiles([d for _, d in delays['slow']])}",
+        ),
         (
             "first publish → last delivery finished (but to hanging endpoints)",
             f"{drain_window:.1f} s ({len(rows) / max(drain_window, 0.001):.0f} deliveries/s)",
@@ -289,18 +449,14 @@ def collect(app, plan, run, receivers, hang, workdir: Path, database_url: str) -
         )
         for kind, values in sorted(grouped.items())
     ]
-    result.faults = [
-        (kind, start, back, _resumed_after(run.samples, back))
-        for kind, start, back in run.fault_marks
-    ]
-    database = "PostgreSQL" if database_url.startswith("postgres") else "SQLite"
     loads = run.loads or [0.0]
-    result.database = database
+    result.database = database.engine
     result.context = (
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs (load average "
         f"{sum(loads) / len(loads):.1f} mean, {max(loads):.1f} max: other work shared them), "
-        f"Python {platform.python_version()}, {database}, Redis on its own port, 3 `flask worker` "
-        f"processes ({app.config['HOOKLINE_WORKER_CONCURRENCY']} sending threads each), retry schedule 1 s, 2 s, delivery timeout "
+        f"Python {platform.python_version()}, {database.label}, Redis on its own port, "
+        f"3 `flask worker` processes ({app.config['HOOKLINE_WORKER_CONCURRENCY']} sending "
+        "threads each), retry schedule 1 s, 2 s, delivery timeout "
         f"{run.delivery_timeout} s; "
         f"{'quick' if plan.deliveries < 20000 else 'full'} plan: {plan.tenants} tenants × "
         f"{plan.endpoints_per_tenant} endpoints × {plan.events_per_tenant} events"
@@ -310,6 +466,10 @@ def collect(app, plan, run, receivers, hang, workdir: Path, database_url: str) -
 
 def _count(rows, *kinds: str) -> int:
     return len({url for *_, url in rows if _kind(url) in kinds})
+
+
+def _s(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds:.1f} s"
 
 
 def render(result: Result, quick: bool) -> str:
@@ -340,16 +500,22 @@ def render(result: Result, quick: bool) -> str:
             for kind, n, p50, p95, p99, top in result.latency
         ),
         "",
-        "Faults (seconds since the soak started; *resumed* is how long after the fault ended "
-        "the next delivery finished):",
+        "Faults (seconds since the soak started). *Resumed* is how long after the fault ended "
+        "the next delivery finished; *pause* the longest stretch without a 2xx answer from the "
+        "fault's start to 5 s after its end; *delay* the longest from an event's commit to its "
+        f"endpoint's first 2xx answer, for events committed from {AROUND_BEFORE:g} s before the "
+        f"fault until its end (ok endpoints / slow ones), and for the {BASELINE_SECONDS:g} s "
+        "before that (ok endpoints), which may include an earlier fault or the backlog of a "
+        "burst:",
         "",
-        "| fault | at | over at | resumed after |",
-        "|---|---|---|---|",
+        "| fault | at | over at | resumed after | pause | delay (ok / slow) | delay before |",
+        "|---|---|---|---|---|---|---|",
         *(
-            f"| {'worker SIGKILL + restart' if kind == 'kill' else 'Redis SIGKILL + restart'} | "
-            f"{start:.1f} | {back:.1f} | {'—' if resumed is None else f'{resumed:.1f} s'} |"
-            for kind, start, back, resumed in result.faults
+            f"| {FAULT_NAMES[f.kind]} | {f.start:.1f} | {f.back:.1f} | {_s(f.resumed)} | "
+            f"{_s(f.gap)} | {_s(f.delay_ok)} / {_s(f.delay_slow)} | {_s(f.baseline_ok)} |"
+            for f in result.faults
         ),
+        *(["", *(f"- {line}" for line in result.skipped)] if result.skipped else []),
         "",
         "<details><summary>Timeline</summary>",
         "",
