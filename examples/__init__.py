@@ -1,0 +1,1 @@
+"""Example applications that embed Hookline (not part of the hookline wheel)."""
