@@ -7,6 +7,10 @@ sources, installed with its dependencies into a fresh virtualenv under the sessi
 with a clean environment (no PYTHONPATH, none of the suite's settings) to run its commands in.
 The standalone test runs on the venv's defaults (SQLite and keys in the instance folder, the
 embedded Redis) whatever DATABASE_URL / REDIS_URL the suite itself runs with.
+
+The embedding test is the acceptance test of the host-app contract (docs/embedding.md): a copy
+of examples/platform outside the repository, run by the venv's `flask` and `gunicorn` only, on
+SQLite or (with DATABASE_URL) on a PostgreSQL database of its own, driven over real HTTP.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from standardwebhooks import Webhook
 
 from dispatcher.connection import stop_embedded_redis
 from portal import create_app
+from tests.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -299,3 +305,252 @@ def test_instance_path_in_the_config_overrides_the_environment(no_keys, tmp_path
     assert app.instance_path == str(tmp_path / "from-config")
     assert (tmp_path / "from-config" / "secret_key").is_file()
     assert not (tmp_path / "from-env").exists()
+
+
+# --- the embedding contract through the wheel: examples/platform as the host app -------------
+
+EMBED_DATABASE = "hl_wheel_embed"  # PostgreSQL: a database of this test's own, dropped after
+EXAMPLE_APP = "examples.platform.app"
+HOST_TABLES = {"organizations", "users", "invoices", "payments", "emails"}
+_FORM_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+_META_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+_ORG_ID = re.compile(r"Organization id <code>(org_[0-9a-f]+)</code>")
+_INVOICE_ID = re.compile(r"<code>(inv_[0-9a-f]+)</code>")
+
+
+@pytest.fixture
+def embed_database(installed_wheel: InstalledWheel, tmp_path: Path) -> Iterator[str]:
+    """The host app's database URL: an SQLite file, or, when the suite runs on PostgreSQL
+    (DATABASE_URL), a fresh database of its own on that server (psycopg added to the venv)."""
+    suite_url = os.environ.get("DATABASE_URL")
+    if not suite_url:
+        yield f"sqlite:///{tmp_path / 'platform.db'}"
+        return
+    from sqlalchemy import create_engine, make_url, text
+
+    install = subprocess.run(
+        [installed_wheel.bin("python"), "-m", "pip", "install", "-q", "psycopg[binary]>=3.1,<4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert install.returncode == 0, f"installing psycopg failed:\n{install.stderr}"
+    server = make_url(suite_url).set(drivername="postgresql+psycopg")
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {EMBED_DATABASE} WITH (FORCE)"))
+        connection.execute(text(f"CREATE DATABASE {EMBED_DATABASE}"))
+    try:
+        yield server.set(database=EMBED_DATABASE).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {EMBED_DATABASE} WITH (FORCE)"))
+        admin.dispose()
+
+
+class Background:
+    """Long-running commands, each in its own process group with its output in <name>.log."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[subprocess.Popen] = []
+
+    def start(self, name: str, command: list[str], cwd: Path, env: dict[str, str]):
+        with self.log(name).open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.started.append(process)
+        return process
+
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def stop_all(self) -> None:
+        """SIGTERM each group (SIGKILL after 15 s); safe to call again."""
+        for process in self.started:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
+@pytest.fixture
+def background(tmp_path: Path) -> Iterator[Background]:
+    """Start commands in the background; whatever is still running is stopped afterwards."""
+    processes = Background(tmp_path)
+    yield processes
+    processes.stop_all()
+
+
+def _copy_example(destination: Path) -> None:
+    """examples/platform as a platform team would have it: its files, in a directory of its own."""
+    source = ROOT / "examples"
+    for path in [source / "__init__.py", *(source / "platform").rglob("*")]:
+        if path.is_file() and "__pycache__" not in path.parts and "instance" not in path.parts:
+            target = destination / path.relative_to(ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+
+
+def _wait_for_page(url: str, process: subprocess.Popen, log: Path) -> None:
+    """Wait up to 30 s for `url` to answer 200 (the process's log if it never does)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:  # the first request may start the embedded Redis: give it a few seconds
+            if requests.get(url, timeout=5).status_code == 200:
+                return
+        except (requests.ConnectionError, requests.Timeout):
+            time.sleep(0.2)
+    pytest.fail(f"{url} did not answer:\n{log.read_text()}")
+
+
+@dataclass
+class HostBrowser:
+    """One organization's browser on the host app, over real HTTP with a cookie session."""
+
+    url: str
+    org_id: str
+    session: requests.Session
+
+    def get(self, path: str) -> requests.Response:
+        return self.session.get(f"{self.url}{path}", timeout=10, allow_redirects=False)
+
+    def form_post(self, path: str, **data: str) -> requests.Response:
+        """POST one of the host's forms with the CSRF token its dashboard carries."""
+        data["csrf_token"] = _FORM_TOKEN.search(self.get("/dashboard").text).group(1)
+        return self.session.post(f"{self.url}{path}", data=data, timeout=10, allow_redirects=False)
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        """The JSON API with the host's session and the CSRF token of the portal's pages."""
+        token = _META_TOKEN.search(self.get("/webhooks/endpoints").text).group(1)
+        return self.session.request(
+            method,
+            f"{self.url}/api/v1/webhooks{path}",
+            headers={"X-CSRFToken": token},
+            timeout=10,
+            **kwargs,
+        )
+
+    def invoice_ids(self) -> list[str]:
+        return _INVOICE_ID.findall(self.get("/dashboard").text)
+
+
+def _sign_up(url: str, name: str, email: str) -> HostBrowser:
+    """Sign up through the host's own form (which makes the Hookline tenant)."""
+    session = requests.Session()
+    token = _FORM_TOKEN.search(session.get(f"{url}/signup", timeout=10).text).group(1)
+    form = {"organization": name, "email": email, "password": "correct horse", "csrf_token": token}
+    answer = session.post(f"{url}/signup", data=form, timeout=10, allow_redirects=False)
+    assert answer.status_code == 302, answer.text
+    org_id = _ORG_ID.search(session.get(f"{url}/dashboard", timeout=10).text).group(1)
+    return HostBrowser(url, org_id, session)
+
+
+def _table_names(database_url: str) -> set[str]:
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(database_url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_host_app_on_the_installed_wheel_publishes_in_its_transactions_and_keeps_tenants_apart(
+    installed_wheel: InstalledWheel,
+    embed_database: str,
+    background: Background,
+    receiver,
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "platform-team"  # outside the repository, as a host's checkout would be
+    _copy_example(site)
+    instance = tmp_path / "instance"
+    env = installed_wheel.env(PLATFORM_INSTANCE_PATH=str(instance))
+    if embed_database.startswith("sqlite"):  # the example's default: SQLite in its instance
+        embed_database = f"sqlite:///{instance / 'platform.db'}"
+    else:
+        env["DATABASE_URL"] = embed_database
+    where = "import portal, examples.platform as p; print(portal.__file__); print(p.__file__)"
+    portal_file, example_file = installed_wheel.run(
+        "python", "-c", where, cwd=site, env=env
+    ).split()
+    assert Path(portal_file).is_relative_to(installed_wheel.site_packages), portal_file
+    assert Path(example_file).is_relative_to(site), example_file
+
+    flask = ("flask", "--app", EXAMPLE_APP)
+    try:
+        upgraded = installed_wheel.run(*flask, "hookline", "upgrade", cwd=site, env=env)
+        assert "event types added" in upgraded, upgraded
+        installed_wheel.run(*flask, "hookline", "upgrade", cwd=site, env=env)  # idempotent
+        installed_wheel.run(*flask, "create-tables", cwd=site, env=env)
+        tables = _table_names(embed_database)
+        assert tables >= HOST_TABLES, tables  # the host's tables and Hookline's: one database
+        assert {name for name in tables - HOST_TABLES if not name.startswith("hookline_")} == set()
+
+        port = _free_port()
+        gunicorn = [installed_wheel.bin("gunicorn"), "--bind", f"127.0.0.1:{port}"]
+        web = background.start(
+            "web", [*gunicorn, "--workers", "2", f"{EXAMPLE_APP}:create_app()"], site, env
+        )
+        worker = [installed_wheel.bin("flask"), *flask[1:], "hookline", "worker"]
+        background.start("worker", worker, site, env)
+        url = f"http://127.0.0.1:{port}"
+        _wait_for_page(f"{url}/login", web, background.log("web"))
+        _drive_the_example(url, receiver, background.log("worker"))
+    finally:
+        background.stop_all()  # the web app and the worker first, then their embedded Redis
+        stop_embedded_redis(instance / "redis.db", save=False)
+
+
+def _drive_the_example(url: str, receiver: Receiver, worker_log: Path) -> None:
+    """Sign-up, an endpoint, a refused invoice, a paid one, then who sees what."""
+    acme = _sign_up(url, "Acme", "ada@acme.test")
+    globex = _sign_up(url, "Globex", "hank@globex.test")
+    created = acme.api(
+        "POST", "/subscriptions", json={"url": receiver.url("/acme"), "events": ["invoice.*"]}
+    )
+    assert created.status_code == 201, created.text
+    endpoint = created.json()
+
+    # A rollback first: billing publishes invoice.created, then the address is refused.
+    assert acme.form_post("/invoices", customer_email="no address", amount="5").status_code == 303
+    assert acme.invoice_ids() == []
+    assert (
+        acme.form_post("/invoices", customer_email="ap@shop.test", amount="129").status_code == 303
+    )
+    (invoice_id,) = acme.invoice_ids()
+    paid = acme.form_post(f"/invoices/{invoice_id}/pay", card_number="4242424242424242")
+    assert paid.status_code == 303
+
+    got = receiver.wait_for(2, "/acme", timeout=30)
+    time.sleep(1)  # room for anything that should not come
+    assert len(receiver.received()) == 2, worker_log.read_text()
+    bodies = [Webhook(endpoint["secret"]).verify(r.body, r.headers) for r in got]
+    assert sorted(body["type"] for body in bodies) == ["invoice.created", "invoice.paid"]
+    assert {body["tenant_id"] for body in bodies} == {acme.org_id}
+    assert {body["data"]["invoice_id"] for body in bodies} == {invoice_id}
+    events = acme.api("GET", "/events").json()["data"]
+    assert len(events) == 5, events  # the paid invoice's five; nothing of the refused one
+    assert len(acme.api("GET", "/deliveries").json()["data"]) == 2
+
+    anonymous = requests.get(f"{url}/webhooks/", timeout=10, allow_redirects=False)
+    assert anonymous.status_code == 302
+    assert anonymous.headers["Location"].endswith("/login?next=%2Fwebhooks%2F")
+    listed = acme.get("/webhooks/endpoints")
+    assert listed.status_code == 200 and receiver.url("/acme") in listed.text
+    page = f"/webhooks/endpoints/{endpoint['id']}"
+    assert acme.get(page).status_code == 200
+    assert globex.get(page).status_code == 404
+    assert globex.api("GET", f"/subscriptions/{endpoint['id']}").status_code == 404
+    assert receiver.url("/acme") not in globex.get("/webhooks/endpoints").text
