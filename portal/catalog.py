@@ -686,6 +686,19 @@ STANDARD_EVENT_TYPES: tuple[StandardEventType, ...] = (
         },
     ),
     StandardEventType(
+        name="email.failed",
+        description="Fires when an email could not be sent at all (refused before it left: an "
+        "invalid address, a suppressed recipient, a provider error). Compare email.bounced, "
+        "which the recipient's server rejected after sending.",
+        example={
+            "message_id": "msg_7Pq3Lx9VbN",
+            "to": "nobody@acme.invalid",
+            "subject": "Your invoice INV-2024-0042",
+            "reason": "invalid_address",
+            "failed_at": "2024-05-14T10:01:12Z",
+        },
+    ),
+    StandardEventType(
         name="email.delivered",
         description="Fires when the recipient's mail server confirms delivery of an email.",
         example={

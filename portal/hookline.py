@@ -76,6 +76,8 @@ class Hookline:
         api.init_app(app, url_prefix=api_prefix)
         ui.init_app(app, url_prefix=url_prefix)
         cli.init_app(app)
+        if current_tenant is not None:
+            _exempt_api_from_host_csrf(app)
 
     def ensure_tenant(self, tenant_id: str, name: str):
         """The tenant with the host's own id `tenant_id`, made if it does not exist yet (and
@@ -84,6 +86,25 @@ class Hookline:
         from portal.services import accounts
 
         return accounts.ensure_tenant(tenant_id, name)
+
+
+def _exempt_api_from_host_csrf(app: Flask) -> None:
+    """A host's own app-wide CSRFProtect would refuse every API call made with an API key (no
+    form token); the API checks the CSRF token itself where a cookie is what authenticates.
+    Exempted now if the host's CSRFProtect exists, else at the first request (its check runs
+    after ours when it was set up after Hookline)."""
+
+    def exempt() -> None:
+        host_csrf = app.extensions.get("csrf")
+        if host_csrf is not None and host_csrf is not csrf and not done:
+            for blueprint in app.extensions["hookline-api-blueprints"]:
+                host_csrf.exempt(blueprint)
+            done.append(True)
+
+    done: list[bool] = []
+
+    exempt()
+    app.before_request(exempt)
 
 
 class _Mount:

@@ -77,4 +77,6 @@ def init_app(app: Flask, url_prefix: str = API_PREFIX) -> None:
         csrf.exempt(blp)
     app.register_blueprint(meta.bp, url_prefix=url_prefix)
     csrf.exempt(meta.bp)
+    # What an app-wide CSRFProtect of a host's must exempt too (portal.hookline).
+    app.extensions["hookline-api-blueprints"] = [*RESOURCES, meta.bp]
     app.extensions["hookline-api"] = api
