@@ -132,6 +132,8 @@ def _prepare(claims: list[Claim]) -> tuple[list[tuple[Outcome, tuple]], list[Out
     }
     db.session.commit()  # end the read; nothing here may hold a snapshot while we send
     now = clock.now()
+    # The receiver checks webhook-timestamp against its own clock, so it is real time, never
+    # the injectable one (which tests move hours ahead to expire secrets and pauses).
     timestamp = int(time.time())
     bodies: dict[str, bytes] = {}
     keys: dict[str, list[signing.SigningKey] | None] = {}

@@ -250,11 +250,12 @@ def _too_slow(timeout: float) -> str:
 
 
 def _describe(exc: HTTPError) -> str:
-    name = type(exc).__name__
-    if "Timeout" in name:
-        return f"timed out ({exc})"
-    if "SSL" in name:
-        return f"TLS error: {exc}"
-    if "NewConnection" in name or "MaxRetry" in name:
+    """What went wrong, in the words the delivery log shows (by urllib3's exception types;
+    a refused connection first, as urllib3 makes NewConnectionError a kind of timeout)."""
+    if isinstance(exc, urllib3.exceptions.NewConnectionError | urllib3.exceptions.MaxRetryError):
         return f"could not connect: {exc}"
-    return f"{name}: {exc}"
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return f"TLS error: {exc}"
+    if isinstance(exc, urllib3.exceptions.TimeoutError):
+        return f"timed out ({exc})"
+    return f"{type(exc).__name__}: {exc}"

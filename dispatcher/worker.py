@@ -33,6 +33,10 @@ class _Worker(SimpleWorker):
         sending.request_stop()
         super().request_stop(signum, frame)
 
+    def request_force_stop(self, signum, frame) -> None:
+        sending.request_stop()
+        super().request_force_stop(signum, frame)
+
 
 def _maintenance_loop(app: Flask, stop: threading.Event) -> None:
     """Run the periodic jobs every sweep interval, one worker in the fleet at a time."""
@@ -65,8 +69,7 @@ def run(queue_names: list[str] | None = None, burst: bool = False) -> None:
                 worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
                 if time.monotonic() - started > 60:
                     backoff = 1.0  # it ran a good while: this is a new outage, not the same one
-                # an idle worker's SIGTERM/SIGINT sets only the date (RQ raises StopRequested)
-                if burst or worker._stop_requested or worker._shutdown_requested_date:
+                if burst or sending.stopping():  # a signal asked us to stop, not an error
                     return
                 log.warning("the RQ worker stopped on an error; starting a new one")
             except redis.RedisError as exc:
