@@ -207,7 +207,6 @@ def _drain_with(out: Sender, priority: bool) -> int:
     config = current_app.config
     lease = timedelta(seconds=float(config["HOOKLINE_DELIVERY_TIMEOUT"]))
     budget_ends = time.monotonic() + config["HOOKLINE_DRAIN_BUDGET"]
-    http.pool_size = out.working
     refill_at = max(1, out.working // 2)
     started = 0
     asked_for_help = False

@@ -26,9 +26,9 @@ from dispatcher.ssrf import Target
 
 MAX_BODY_BYTES = 16 * 1024
 _MAX_POOLS = 2000
-# Connections kept per receiving host; the worker sets it to its send concurrency, so no
-# connection is opened only to be thrown away when the pool is full.
-pool_size = 32
+# Connections kept per receiving host unless the caller says (the sender passes its thread
+# count, so no connection is opened only to be thrown away when the pool is full).
+DEFAULT_POOL_SIZE = 32
 
 try:
     USER_AGENT = f"Hookline/{version('hookline')}"
@@ -131,7 +131,7 @@ def cut_connections() -> None:
     _watchdog.cut_all()
 
 
-def _pool(target: Target) -> urllib3.HTTPConnectionPool:
+def _pool(target: Target, pool_size: int) -> urllib3.HTTPConnectionPool:
     key = (target.scheme, target.host, target.port, target.address)
     pool = _pools.get(key)
     if pool is None:
@@ -185,6 +185,7 @@ def post(
     *,
     timeout: float,
     connect_timeout: float,
+    pool_size: int = DEFAULT_POOL_SIZE,
 ) -> Response:
     """POST `body` to `target`; never raises for network trouble, which becomes `error`."""
     started_at = clock.now()
@@ -197,7 +198,7 @@ def post(
     raw = None
     _request_deadline.value = deadline
     try:
-        raw = _pool(target).urlopen(
+        raw = _pool(target, pool_size).urlopen(
             "POST",
             target.path,
             body=body,

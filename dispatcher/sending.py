@@ -86,7 +86,16 @@ class Sender:
             self._per_endpoint[subscription_id] += 1
             self._unrecorded += 1
             proven = self.limits.proven(subscription_id)
-        future = self._executor.submit(_send, outcome, target, body, headers, timeout, connect)
+        future = self._executor.submit(
+            _send,
+            outcome,
+            target,
+            body,
+            headers,
+            timeout,
+            connect,
+            self.working + self.slow_capacity,
+        )
         started = time.monotonic()
         # An endpoint that has not answered quickly yet counts as slow from the start.
         slow_from = started + SLOW_SECONDS if proven else started
@@ -281,9 +290,17 @@ class Sender:
 
 
 def _send(
-    outcome: Outcome, target: Target, body: bytes, headers: dict, timeout: float, connect: float
+    outcome: Outcome,
+    target: Target,
+    body: bytes,
+    headers: dict,
+    timeout: float,
+    connect: float,
+    pool_size: int,
 ) -> Outcome:
-    outcome.response = http.post(target, body, headers, timeout=timeout, connect_timeout=connect)
+    outcome.response = http.post(
+        target, body, headers, timeout=timeout, connect_timeout=connect, pool_size=pool_size
+    )
     return outcome
 
 
