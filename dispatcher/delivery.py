@@ -198,6 +198,11 @@ def _drain(priority: bool) -> int:
     with out.consumer:  # this job writes the attempts while it runs
         try:
             return _drain_with(out, priority)
+        except Exception:
+            # A claim that failed (the database restarting, a deadlock) leaves the session
+            # unusable: roll it back, or recording what finished would fail and drop it.
+            db.session.rollback()
+            raise
         finally:
             out.record_finished()
 
@@ -392,12 +397,13 @@ def _claim_normal(out: Sender, due: DueList, free: int, lease: timedelta) -> Rou
                 later = now + timedelta(seconds=wait)
                 round_.resume_at = min(later, round_.resume_at or later)
     # Database writes last, so SQLite's write lock is held only for the claim itself.
-    for sid in probes & set(grants):
+    # In id order: two workers taking probe rows in different orders deadlocked.
+    for sid in sorted(probes & set(grants)):
         if not health.claim_probe(sid, lease):
             del grants[sid]  # another worker is probing it
     round_.claims = claims.claim_for(grants, lease=lease, probes=frozenset(probes))
     got = {c.subscription_id for c in round_.claims}
-    for sid in (probes & set(grants)) - got:
+    for sid in sorted((probes & set(grants)) - got):
         health.release_probe(sid)
     db.session.commit()
     counts: dict[str, int] = {}

@@ -55,12 +55,12 @@ def sweep() -> bool:
     row = due.first()
     if row is None:
         return False
-    queues.kick(priority=False)
+    queues.kick(priority=False, sweeping=True)
     priority_due = db.session.scalar(
         select(Delivery.id).where(*due_filter(now), Delivery.priority.is_(True)).limit(1)
     )
     if priority_due:
-        queues.kick(priority=True)
+        queues.kick(priority=True, sweeping=True)
     return True
 
 

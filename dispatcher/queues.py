@@ -60,12 +60,21 @@ def take_kick_flag(priority: bool) -> bool:
         return True  # cannot tell: look in the database
 
 
-def kick(priority: bool = False) -> bool:
+def kick(priority: bool = False, *, sweeping: bool = False) -> bool:
     """Make sure a drain job waits in the queue. Returns False if Redis could not be reached:
-    the deliveries are safe in the database and the sweeper will kick again."""
+    the deliveries are safe in the database and the sweeper will kick again.
+
+    The kick flag saves a publisher the enqueue when a drain is already waiting. `sweeping`
+    (the periodic sweeper) enqueues whenever no drain job is queued, whatever the flag says:
+    a worker killed between taking the job and clearing the flag leaves it set, and every
+    kick would then be ignored until it expired (a minute without deliveries, in the soak)."""
     try:
         connection = get_redis()
-        if connection.set(_kick_flag(priority), "1", nx=True, ex=KICK_FLAG_TTL):
+        flagged = connection.set(_kick_flag(priority), "1", nx=True, ex=KICK_FLAG_TTL)
+        if sweeping and not flagged and get_queue(priority).count == 0:
+            connection.set(_kick_flag(priority), "1", ex=KICK_FLAG_TTL)
+            flagged = True
+        if flagged:
             with connection.pipeline() as pipe:  # one round trip instead of RQ's three
                 get_queue(priority).enqueue(
                     DRAIN_JOB,

@@ -207,6 +207,9 @@ class Sender:
     def _write(self, batch: list[Outcome]) -> None:
         """Record the batch, retrying while the database is away: a lease outlives a short
         outage, and past it the delivery is sent again rather than lost."""
+        # Whatever went wrong on this thread's session before (a claim that failed mid-way)
+        # must not make this batch fail: start from a clean transaction.
+        db.session.rollback()
         while True:
             try:
                 record(batch)

@@ -180,6 +180,23 @@ def test_sweeper_re_enqueues_due_deliveries_after_redis_is_flushed(app, receiver
     receiver.wait_for(1)
 
 
+def test_sweeper_enqueues_a_drain_despite_a_kick_flag_left_by_a_killed_worker(
+    app, receiver, run_worker
+):
+    """A worker SIGKILLed between taking the drain job and clearing the kick flag leaves the
+    flag set with no job queued: publishers' kicks are then skipped, the sweeper's is not."""
+    from dispatcher import queues
+
+    tenant = make_tenant()
+    make_subscription(tenant.id, receiver.url())
+    get_redis().flushdb()
+    get_redis().set(queues._kick_flag(False), "1", ex=60)  # the dead worker's flag
+    _publish(tenant.id)  # its kick sees the flag and enqueues nothing
+    assert queues.get_queue().count == 0
+    sweep_and_work(run_worker)
+    receiver.wait_for(1)
+
+
 def test_expired_lease_of_a_dead_worker_is_claimed_again(app, receiver, run_worker, clock):
     from dispatcher.claims import claim_for
 
