@@ -87,19 +87,19 @@ def lease_until(now: datetime, lease: timedelta) -> datetime:
 _DUE_ENDPOINTS = text(
     """
     WITH RECURSIVE endpoints(id) AS (
-        SELECT (SELECT min(subscription_id) FROM deliveries
+        SELECT (SELECT min(subscription_id) FROM hookline_deliveries
                 WHERE status = 'pending' AND priority = :priority)
         UNION ALL
-        SELECT (SELECT min(d.subscription_id) FROM deliveries AS d
+        SELECT (SELECT min(d.subscription_id) FROM hookline_deliveries AS d
                 WHERE d.status = 'pending' AND d.priority = :priority
                   AND d.subscription_id > endpoints.id)
         FROM endpoints WHERE endpoints.id IS NOT NULL
     )
     SELECT s.id, s.paused_until, s.circuit_opened_at, s.rate_limit,
-           (SELECT min(d.next_attempt_at) FROM deliveries AS d
+           (SELECT min(d.next_attempt_at) FROM hookline_deliveries AS d
             WHERE d.status = 'pending' AND d.priority = :priority AND d.subscription_id = s.id
               AND (d.lease_expires_at IS NULL OR d.lease_expires_at < :now)) AS due_at
-    FROM endpoints JOIN subscriptions AS s ON s.id = endpoints.id
+    FROM endpoints JOIN hookline_subscriptions AS s ON s.id = endpoints.id
     """
 ).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("priority", value=False))
 _DUE_ENDPOINTS = _DUE_ENDPOINTS.columns(
@@ -152,7 +152,7 @@ _CLAIM_LATERAL = (
             SELECT picked.id
             FROM unnest(CAST(:sids AS varchar[]), CAST(:rooms AS integer[])) AS wanted(sid, room)
             CROSS JOIN LATERAL (
-                SELECT d.id FROM deliveries AS d
+                SELECT d.id FROM hookline_deliveries AS d
                 WHERE d.subscription_id = wanted.sid AND d.priority = false
                   AND d.status = 'pending' AND d.next_attempt_at <= :now
                   AND (d.lease_expires_at IS NULL OR d.lease_expires_at < :now)
@@ -160,9 +160,9 @@ _CLAIM_LATERAL = (
                 FOR UPDATE SKIP LOCKED
             ) AS picked
         )
-        UPDATE deliveries SET lease_expires_at = :expires FROM chosen
-        WHERE deliveries.id = chosen.id AND {_STILL_DUE}
-        RETURNING deliveries.{_RETURNING}
+        UPDATE hookline_deliveries SET lease_expires_at = :expires FROM chosen
+        WHERE hookline_deliveries.id = chosen.id AND {_STILL_DUE}
+        RETURNING hookline_deliveries.{_RETURNING}
         """
     )
     .bindparams(*_TIMES)
@@ -175,13 +175,13 @@ def _claim_union(branches: int):
     """SQLite: one limited SELECT per endpoint, joined by UNION ALL (SQLite has one writer, so
     the UPDATE is atomic without row locks). One text per number of endpoints, made once."""
     picks = " UNION ALL ".join(
-        f"SELECT id FROM (SELECT id FROM deliveries WHERE subscription_id = :s{i} "
+        f"SELECT id FROM (SELECT id FROM hookline_deliveries WHERE subscription_id = :s{i} "
         f"AND priority = 0 AND {_STILL_DUE} ORDER BY next_attempt_at LIMIT :n{i})"
         for i in range(branches)
     )
     return (
         text(
-            f"UPDATE deliveries SET lease_expires_at = :expires WHERE id IN ({picks}) "
+            f"UPDATE hookline_deliveries SET lease_expires_at = :expires WHERE id IN ({picks}) "
             f"AND {_STILL_DUE} RETURNING {_RETURNING}"
         )
         .bindparams(*_TIMES)

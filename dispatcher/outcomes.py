@@ -104,8 +104,8 @@ def _states_statement(dialect: str, rows: int):
     assigned = ", ".join(f"{name} = v.{name}" for name, _, _ in _STATE_COLUMNS[1:])
     return text(
         f"WITH v({names}) AS (VALUES {values}) "
-        f"UPDATE deliveries SET {assigned}, next_trigger = 'auto', lease_expires_at = NULL, "
-        f"updated_at = :now FROM v WHERE deliveries.id = v.id"
+        f"UPDATE hookline_deliveries SET {assigned}, next_trigger = 'auto', "
+        f"lease_expires_at = NULL, updated_at = :now FROM v WHERE hookline_deliveries.id = v.id"
     ).bindparams(
         bindparam("now", type_=UTCDateTime()),
         *(

@@ -15,6 +15,7 @@ from sqlalchemy import delete, text
 from dispatcher.connection import ensure_embedded_redis, get_redis, stop_embedded_redis
 from portal import create_app
 from portal.extensions import db
+from portal.migrations.carry_over import LEGACY_TABLES, LEGACY_VERSION_TABLE, VERSION_TABLE
 from portal.models import ApiKey, Attempt, Delivery, Event, EventType, Subscription, Tenant, User
 from portal.services.event_types import sync_standard_types
 from tests.receiver import Receiver
@@ -55,7 +56,9 @@ def _migrate_fresh() -> None:
     with app.app_context():
         db.drop_all()
         with db.engine.begin() as connection:
-            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            # and what a run from before issue 12 left: unprefixed tables, alembic_version
+            for table in (VERSION_TABLE, LEGACY_VERSION_TABLE, *reversed(LEGACY_TABLES)):
+                connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
         upgrade(directory=str(ROOT / "portal" / "migrations"))
         sync_standard_types()
         db.session.commit()

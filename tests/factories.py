@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portal.extensions import db
+from dispatcher.store import db
 from portal.models import Subscription, Tenant
 from portal.services import accounts
 from portal.services import subscriptions as subscription_service

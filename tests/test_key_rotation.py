@@ -45,7 +45,7 @@ def runner(app):
 
 def _raw_token(subscription_id: str) -> str:
     return db.session.execute(
-        text("SELECT secrets_encrypted FROM subscriptions WHERE id = :id"),
+        text("SELECT secrets_encrypted FROM hookline_subscriptions WHERE id = :id"),
         {"id": subscription_id},
     ).scalar_one()
 
@@ -112,7 +112,7 @@ def test_reencrypt_rewrites_every_token_in_batches_and_the_old_key_can_go(
         report = reencrypt_all(batch_size=3)
 
     assert report == ReencryptReport(rewritten=5, already_current=2, batches=3)
-    reads = [s for s in statements if s.startswith("SELECT") and "FROM subscriptions" in s]
+    reads = [s for s in statements if s.startswith("SELECT") and "FROM hookline_subscriptions" in s]
     assert len(reads) == 4  # three batches of at most three rows, then one that finds none
     assert all("LIMIT" in s for s in reads)
     assert statements.count("COMMIT") == 3  # one transaction per batch

@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL
 from dispatcher.connection import get_redis
 from portal import create_app
 from portal.extensions import db
+from portal.migrations.carry_over import VERSION_TABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = str(ROOT / "portal" / "migrations")
@@ -30,13 +31,13 @@ LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 # The indexes the delivery log and the sweeper depend on (issue 2): tenant + time-sortable id,
 # status + next attempt, subscription + status.
 REQUIRED_INDEXES = {
-    "deliveries": [
+    "hookline_deliveries": [
         ("tenant_id", "id"),
         ("status",),
         ("subscription_id", "status"),
     ],
-    "events": [("tenant_id", "id")],
-    "attempts": [("delivery_id",)],
+    "hookline_events": [("tenant_id", "id")],
+    "hookline_attempts": [("delivery_id",)],
 }
 
 
@@ -82,7 +83,9 @@ def _head() -> str:
 def _schema_differences() -> list:
     """What autogenerate would write to make the database match the models (none, we hope)."""
     with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "version_table": VERSION_TABLE}
+        )
         return compare_metadata(context, db.metadata)
 
 
@@ -90,9 +93,31 @@ def _tables() -> set[str]:
     return set(inspect(db.engine).get_table_names())
 
 
+# What every table, index and constraint of Hookline's is called: a host's database holds its
+# own `tenants`, `users_pkey`, `ix_events_created_at` …, never ours.
+HOOKLINE_NAMES = ("hookline_", "ix_hookline_", "uq_hookline_")
+
+
+def _object_names() -> list[str]:
+    """The names of the database's tables, indexes and constraints (SQLite's internal
+    sqlite_autoindex_… aside), sorted."""
+    with db.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            query = "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+        else:
+            query = (
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() UNION ALL "
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() UNION ALL "
+                "SELECT conname FROM pg_constraint WHERE connamespace = "
+                "CAST(current_schema() AS regnamespace)"
+            )
+        return sorted(connection.execute(text(query)).scalars())
+
+
 def _current_revision() -> str | None:
     with db.engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
 
 
 def _assert_full_cycle() -> None:
@@ -101,16 +126,17 @@ def _assert_full_cycle() -> None:
     assert _tables() == set()
 
     upgrade(directory=MIGRATIONS)
-    assert _tables() == model_tables | {"alembic_version"}
+    assert _tables() == model_tables | {VERSION_TABLE}
     assert _current_revision() == _head()
     assert _schema_differences() == []
+    assert [name for name in _object_names() if not name.startswith(HOOKLINE_NAMES)] == []
 
     downgrade(directory=MIGRATIONS, revision="base")
-    assert _tables() <= {"alembic_version"}
+    assert _tables() <= {VERSION_TABLE}
     assert _current_revision() is None
 
     upgrade(directory=MIGRATIONS)
-    assert _tables() == model_tables | {"alembic_version"}
+    assert _tables() == model_tables | {VERSION_TABLE}
     assert _schema_differences() == []
 
 

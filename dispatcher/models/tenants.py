@@ -15,7 +15,7 @@ from dispatcher.models.types import UTCDateTime, utcnow
 class Tenant(Base):
     """The isolation boundary: every other row belongs to exactly one tenant."""
 
-    __tablename__ = "tenants"
+    __tablename__ = "hookline_tenants"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=id_factory("tenant"))
     name: Mapped[str] = mapped_column(String(200))

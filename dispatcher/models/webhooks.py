@@ -26,12 +26,14 @@ from dispatcher.models.types import UTCDateTime, utcnow
 class EventType(Base):
     """A catalog entry. Standard types have no tenant; custom types belong to one."""
 
-    __tablename__ = "event_types"
-    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_event_types_tenant_name"),)
+    __tablename__ = "hookline_event_types"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_hookline_event_types_tenant_name"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=id_factory("event_type"))
     tenant_id: Mapped[str | None] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+        ForeignKey("hookline_tenants.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(200), index=True)
     group: Mapped[str] = mapped_column(String(100))
@@ -45,13 +47,13 @@ class EventType(Base):
 class Subscription(Base):
     """Where a tenant's events go (an "endpoint" in the portal)."""
 
-    __tablename__ = "subscriptions"
-    __table_args__ = (Index("ix_subscriptions_tenant_id_id", "tenant_id", "id"),)
+    __tablename__ = "hookline_subscriptions"
+    __table_args__ = (Index("ix_hookline_subscriptions_tenant_id_id", "tenant_id", "id"),)
 
     id: Mapped[str] = mapped_column(
         String(32), primary_key=True, default=id_factory("subscription")
     )
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("hookline_tenants.id", ondelete="CASCADE"))
     url: Mapped[str] = mapped_column(String(2048))
     description: Mapped[str] = mapped_column(String(500), default="")
     events: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -87,15 +89,17 @@ class Subscription(Base):
 class Event(Base):
     """Something that happened in a tenant, published once and delivered to many endpoints."""
 
-    __tablename__ = "events"
+    __tablename__ = "hookline_events"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "idempotency_key", name="uq_events_tenant_idempotency"),
-        Index("ix_events_tenant_id_id", "tenant_id", "id"),
-        Index("ix_events_created_at", "created_at"),
+        UniqueConstraint(
+            "tenant_id", "idempotency_key", name="uq_hookline_events_tenant_idempotency"
+        ),
+        Index("ix_hookline_events_tenant_id_id", "tenant_id", "id"),
+        Index("ix_hookline_events_created_at", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=id_factory("event"))
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("hookline_tenants.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(String(200))
     data: Mapped[Any] = mapped_column(JSON)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
@@ -107,15 +111,15 @@ class Event(Base):
 class Delivery(Base):
     """One event on its way to one subscription; the database row is the source of truth."""
 
-    __tablename__ = "deliveries"
+    __tablename__ = "hookline_deliveries"
     __table_args__ = (
-        Index("ix_deliveries_tenant_id_id", "tenant_id", "id"),
-        Index("ix_deliveries_tenant_status_id", "tenant_id", "status", "id"),
+        Index("ix_hookline_deliveries_tenant_id_id", "tenant_id", "id"),
+        Index("ix_hookline_deliveries_tenant_status_id", "tenant_id", "status", "id"),
         # Claims walk this one endpoint at a time (round-robin), oldest due first within each.
         # Partial: only pending rows, so a finished delivery leaves it instead of moving within
         # it, and it stays the size of the work to do, not of the history.
         Index(
-            "ix_deliveries_pending_due",
+            "ix_hookline_deliveries_pending_due",
             "status",
             "priority",
             "subscription_id",
@@ -123,15 +127,17 @@ class Delivery(Base):
             sqlite_where=text("status = 'pending'"),
             postgresql_where=text("status = 'pending'"),
         ),
-        Index("ix_deliveries_subscription_status", "subscription_id", "status"),
-        Index("ix_deliveries_event", "event_id"),
-        Index("ix_deliveries_created_at", "created_at"),
+        Index("ix_hookline_deliveries_subscription_status", "subscription_id", "status"),
+        Index("ix_hookline_deliveries_event", "event_id"),
+        Index("ix_hookline_deliveries_created_at", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=id_factory("delivery"))
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
-    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("hookline_tenants.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(ForeignKey("hookline_events.id", ondelete="CASCADE"))
+    subscription_id: Mapped[str] = mapped_column(
+        ForeignKey("hookline_subscriptions.id", ondelete="CASCADE")
+    )
     event_type: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     priority: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -151,16 +157,18 @@ class Delivery(Base):
 class Attempt(Base):
     """One HTTP try of a delivery, recorded by the worker that made it."""
 
-    __tablename__ = "attempts"
+    __tablename__ = "hookline_attempts"
     __table_args__ = (
-        Index("ix_attempts_delivery_number", "delivery_id", "number"),
-        Index("ix_attempts_tenant_started", "tenant_id", "started_at"),
-        Index("ix_attempts_started_at", "started_at"),
+        Index("ix_hookline_attempts_delivery_number", "delivery_id", "number"),
+        Index("ix_hookline_attempts_tenant_started", "tenant_id", "started_at"),
+        Index("ix_hookline_attempts_started_at", "started_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=id_factory("attempt"))
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("hookline_tenants.id", ondelete="CASCADE"))
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("hookline_deliveries.id", ondelete="CASCADE")
+    )
     number: Mapped[int] = mapped_column(Integer)
     trigger: Mapped[str] = mapped_column(String(16), default="auto")
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())

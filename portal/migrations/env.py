@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from portal.migrations.carry_over import VERSION_TABLE, carry_over
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -58,10 +60,24 @@ def run_migrations_offline():
 
     """
     url = config.get_main_option("sqlalchemy.url")
-    context.configure(url=url, target_metadata=get_metadata(), literal_binds=True)
+    context.configure(
+        url=url,
+        target_metadata=get_metadata(),
+        literal_binds=True,
+        version_table=VERSION_TABLE,
+        include_name=include_name,
+    )
 
     with context.begin_transaction():
         context.run_migrations()
+
+
+def include_name(name, type_, parent_names):
+    """Autogenerate looks at Hookline's tables only: a host's tables in the same database are
+    neither Hookline's to drop nor to alter."""
+    if type_ == "table":
+        return name.startswith("hookline_") and name != VERSION_TABLE
+    return True
 
 
 def render_item(type_, obj, autogen_context):
@@ -93,11 +109,18 @@ def run_migrations_online():
 
     # Hookline's own arguments only: a host's Flask-Migrate configures the host's migrations.
     conf_args = {
+        "compare_type": True,  # Flask-Migrate's defaults, which the existing revisions followed
+        "render_as_batch": True,
         "render_item": render_item,
         "process_revision_directives": process_revision_directives,
+        "include_name": include_name,
+        "version_table": VERSION_TABLE,
     }
 
     connectable = get_engine()
+    # Hookline's history has a table of its own (VERSION_TABLE), so a host's `alembic_version`
+    # is never read or written; a database that kept ours there is carried over first.
+    carry_over(connectable, {script.revision for script in context.script.walk_revisions()})
 
     with connectable.connect() as connection:
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)

@@ -18,10 +18,12 @@ __all__ = ["ApiKey", "Tenant", "User"]
 class User(UserMixin, Base):
     """A tenant admin who signs in to the portal."""
 
-    __tablename__ = "users"
+    __tablename__ = "hookline_users"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=id_factory("user"))
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("hookline_tenants.id", ondelete="CASCADE"), index=True
+    )
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -30,11 +32,11 @@ class User(UserMixin, Base):
 class ApiKey(Base):
     """A bearer token for the JSON API; only its SHA-256 and a display prefix are stored."""
 
-    __tablename__ = "api_keys"
-    __table_args__ = (Index("ix_api_keys_tenant_created", "tenant_id", "created_at"),)
+    __tablename__ = "hookline_api_keys"
+    __table_args__ = (Index("ix_hookline_api_keys_tenant_created", "tenant_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=id_factory("api_key"))
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("hookline_tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     prefix: Mapped[str] = mapped_column(String(32))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)

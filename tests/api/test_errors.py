@@ -117,7 +117,7 @@ def test_database_error_does_not_leak_sql(api, monkeypatch):
     from sqlalchemy import text
 
     def broken(*args, **kwargs):
-        db.session.execute(text("SELECT no_such_column FROM subscriptions"))
+        db.session.execute(text("SELECT no_such_column FROM hookline_subscriptions"))
 
     monkeypatch.setattr(subscription_service, "list_for_tenant", broken)
     response = api.get("/subscriptions")

@@ -87,7 +87,7 @@ def test_secrets_are_encrypted_at_rest(app, receiver):
     tenant = make_tenant()
     sub, secret = make_subscription(tenant.id, receiver.url())
     raw = db.session.execute(
-        text("SELECT secrets_encrypted FROM subscriptions WHERE id = :id"), {"id": sub.id}
+        text("SELECT secrets_encrypted FROM hookline_subscriptions WHERE id = :id"), {"id": sub.id}
     ).scalar_one()
     assert secret not in raw
     assert secret[len("whsec_") :] not in raw
@@ -121,18 +121,16 @@ def test_retry_after_rotation_is_signed_with_the_current_secrets(app, receiver, 
     Webhook(new).verify(got.body, got.headers)
 
 
-def test_an_unreadable_secret_fails_its_own_deliveries_and_no_one_elses(
-    app, receiver, run_worker
-):
+def test_an_unreadable_secret_fails_its_own_deliveries_and_no_one_elses(app, receiver, run_worker):
     """A token no configured key opens (a key dropped too early, a damaged row) must not stop
     the drain: that endpoint's attempt is recorded as failed and retried, the others deliver."""
     from portal.models import Attempt, Delivery
 
     tenant = make_tenant()
-    healthy, secret = make_subscription(tenant.id, receiver.url("/healthy"))
+    _, secret = make_subscription(tenant.id, receiver.url("/healthy"))
     broken, _ = make_subscription(tenant.id, receiver.url("/broken"))
     db.session.execute(
-        text("UPDATE subscriptions SET secrets_encrypted = 'not-a-fernet-token' WHERE id = :id"),
+        text("UPDATE hookline_subscriptions SET secrets_encrypted = 'not-a-token' WHERE id = :id"),
         {"id": broken.id},
     )
     publish("invoice.paid", {"invoice_id": "inv_1"}, tenant_id=tenant.id)

@@ -38,7 +38,8 @@ def test_signing_secrets_are_encrypted_at_rest(app, receiver):
     db.session.commit()
 
     raw = db.session.execute(
-        text("SELECT secrets_encrypted FROM subscriptions WHERE id = :id"), {"id": subscription.id}
+        text("SELECT secrets_encrypted FROM hookline_subscriptions WHERE id = :id"),
+        {"id": subscription.id},
     ).scalar_one()
     for plain in (secret, new_secret):
         assert plain not in raw
@@ -53,7 +54,7 @@ def test_signing_secrets_are_encrypted_at_rest(app, receiver):
 def test_api_keys_are_stored_only_as_a_hash_and_a_short_prefix(app):
     tenant = make_tenant()
     key = make_api_key(tenant.id)
-    row = db.session.execute(text("SELECT * FROM api_keys")).mappings().one()
+    row = db.session.execute(text("SELECT * FROM hookline_api_keys")).mappings().one()
     stored = " ".join(str(value) for value in row.values())
     assert key not in stored
     assert key.removeprefix("hl_") not in stored

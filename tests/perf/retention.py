@@ -47,7 +47,9 @@ from tests.perf.context import Context
 
 log = logging.getLogger("bench")
 
-TABLES = ("attempts", "deliveries", "events")
+TABLES = ("attempts", "deliveries", "events")  # the figures' names for them
+TABLE_NAMES = {"attempts": "hookline_attempts", "deliveries": "hookline_deliveries",
+               "events": "hookline_events"}  # fmt: skip
 ATTEMPTS_PER_DELIVERY = 4  # every delivery retried to the end of the default schedule: the worst
 INTAKE_DELIVERIES = 100.0  # per second: issue 15's production volume, 8.6 M attempts a day
 LOAD_RATE = 100.0  # events per second published (one delivery each) during the latency runs
@@ -80,14 +82,14 @@ def _sizes(quick: bool) -> dict[str, float]:
 
 
 _EVENTS = """
-INSERT INTO events (id, tenant_id, type, data, idempotency_key, fingerprint, created_at)
+INSERT INTO hookline_events (id, tenant_id, type, data, idempotency_key, fingerprint, created_at)
 SELECT 'evt_' || :tag || lpad(g::text, 25, '0'), :tenant, 'invoice.created',
        CAST(:data AS json), NULL, repeat('0', 64), :start + make_interval(secs => g * :step)
 FROM generate_series(1, :n) AS g
 """
 _DELIVERIES = """
-INSERT INTO deliveries (id, tenant_id, event_id, subscription_id, event_type, status, priority,
-    is_test, attempt_count, next_trigger, next_attempt_at, lease_expires_at,
+INSERT INTO hookline_deliveries (id, tenant_id, event_id, subscription_id, event_type, status,
+    priority, is_test, attempt_count, next_trigger, next_attempt_at, lease_expires_at,
     last_response_status, last_attempt_at, created_at, updated_at)
 SELECT 'dlv_' || :tag || lpad(g::text, 25, '0'), :tenant, 'evt_' || :tag || lpad(g::text, 25, '0'),
        :subscription, 'invoice.created', CASE WHEN g % 10 = 0 THEN 'failed' ELSE 'succeeded' END,
@@ -95,7 +97,7 @@ SELECT 'dlv_' || :tag || lpad(g::text, 25, '0'), :tenant, 'evt_' || :tag || lpad
 FROM generate_series(1, :n) AS g, LATERAL (SELECT :start + make_interval(secs => g * :step)) t(at)
 """
 _ATTEMPTS = """
-INSERT INTO attempts (id, tenant_id, delivery_id, number, trigger, started_at, duration_ms,
+INSERT INTO hookline_attempts (id, tenant_id, delivery_id, number, trigger, started_at, duration_ms,
     request_headers, response_status, response_headers, response_body, response_truncated, error)
 SELECT 'att_' || :tag || lpad((g * 10 + k)::text, 25, '0'), :tenant,
        'dlv_' || :tag || lpad(g::text, 25, '0'), k, 'auto',
@@ -161,7 +163,10 @@ def table_sizes(app: Flask) -> dict[str, dict[str, int]]:
     parts = {"total": "pg_total_relation_size", "heap": "pg_relation_size",
              "indexes": "pg_indexes_size"}  # fmt: skip
     return {
-        table: {name: _sql(app, f"SELECT {f}('{table}')") // 2**20 for name, f in parts.items()}
+        table: {
+            name: _sql(app, f"SELECT {f}('{TABLE_NAMES[table]}')") // 2**20
+            for name, f in parts.items()
+        }
         for table in TABLES
     }
 
@@ -169,7 +174,7 @@ def table_sizes(app: Flask) -> dict[str, dict[str, int]]:
 def vacuum(app: Flask) -> float:
     """VACUUM (ANALYZE) the three tables, as autovacuum would; returns its seconds."""
     started = time.monotonic()
-    _sql(app, f"VACUUM (ANALYZE) {', '.join(TABLES)}", autocommit=True)
+    _sql(app, f"VACUUM (ANALYZE) {', '.join(TABLE_NAMES.values())}", autocommit=True)
     return time.monotonic() - started
 
 
@@ -287,7 +292,7 @@ def _expired_left(app: Flask) -> int:
     """Rows still older than the retention (0 once pruning has caught up)."""
     cutoff = f"now() - interval '{RETENTION_DAYS} days'"
     return sum(
-        _sql(app, f"SELECT count(*) FROM {table} WHERE {column} < {cutoff}")
+        _sql(app, f"SELECT count(*) FROM {TABLE_NAMES[table]} WHERE {column} < {cutoff}")
         for table, column in (
             ("attempts", "started_at"),
             ("deliveries", "created_at"),

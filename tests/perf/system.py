@@ -123,7 +123,12 @@ def vacuum(app: Flask) -> None:
         if db.engine.dialect.name != "postgresql":
             return
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            for table in ("deliveries", "attempts", "events", "subscriptions"):
+            for table in (
+                "hookline_deliveries",
+                "hookline_attempts",
+                "hookline_events",
+                "hookline_subscriptions",
+            ):
                 conn.exec_driver_sql(f"VACUUM ANALYZE {table}")
 
 
