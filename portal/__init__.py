@@ -21,7 +21,6 @@ __all__ = ["Hookline", "create_app"]
 __version__ = "0.1.0"
 
 
-
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings from the environment, then `config` overrides (tests use it)."""
     from portal import health, metrics, security  # here: `import dispatcher` skips

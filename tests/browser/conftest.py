@@ -154,9 +154,9 @@ def open_page(browser, portal_server):
     def on_response(response) -> None:
         # Documents and the tests' own fetch() probes are refused on purpose; an asset or an
         # HTMX request (xhr) that fails is a bug.
-        if response.status >= 400 and response.request.resource_type not in {"document", "fetch"}:
-            if response.status not in expected:
-                errors.append(f"{response.status} for {response.url}")
+        provoked = response.request.resource_type in {"document", "fetch"}
+        if response.status >= 400 and not provoked and response.status not in expected:
+            errors.append(f"{response.status} for {response.url}")
 
     def open_(width: int = 1280, height: int = 900, expect_statuses: tuple[int, ...] = ()):
         expected.update(expect_statuses)

@@ -73,9 +73,7 @@ def test_sigterm_hands_slow_in_flight_deliveries_back_and_exits_promptly(
     assert time.monotonic() - stopped_at < 20  # not after the 40 s lease
 
 
-def test_a_rolling_restart_under_load_delays_little_and_loses_nothing(
-    fault_app, receiver, workers
-):
+def test_a_rolling_restart_under_load_delays_little_and_loses_nothing(fault_app, receiver, workers):
     receiver.script("/fast", default=Reply(delay=0.02))
     tenant = make_tenant()
     make_subscription(tenant.id, receiver.url("/fast"))
