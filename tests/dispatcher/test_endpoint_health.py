@@ -52,13 +52,13 @@ def test_a_fast_endpoint_grows_past_its_initial_limit(app, receiver, run_worker)
     tenant = make_tenant()
     make_subscription(tenant.id, receiver.url("/busy"))
     _publish(tenant.id, 120)
-    started = time.monotonic()
     run_worker()
 
     assert _statuses() == {"succeeded": 120}
-    assert receiver.most_concurrent("/busy") >= 16  # started at INITIAL_LIMIT (4)
-    # at 4 in flight, 120 deliveries of 100 ms would take 3 s
-    assert time.monotonic() - started < 2.5
+    # Started at INITIAL_LIMIT (4): the receiver saw four times that many at once. (A bound on
+    # the wall time, 120 × 100 ms at 4 in flight = 3 s, failed on a loaded CI machine while
+    # the concurrency it stood for had grown; the receiver's count is the direct proof.)
+    assert receiver.most_concurrent("/busy") >= 16
 
 
 def test_limit_halves_on_strain_at_most_once_per_round_trip_and_never_below_one():
