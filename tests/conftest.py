@@ -16,7 +16,18 @@ from dispatcher.connection import ensure_embedded_redis, get_redis, stop_embedde
 from portal import create_app
 from portal.extensions import db
 from portal.migrations.carry_over import LEGACY_TABLES, LEGACY_VERSION_TABLE, VERSION_TABLE
-from portal.models import ApiKey, Attempt, Delivery, Event, EventType, Subscription, Tenant, User
+from portal.models import (
+    ApiKey,
+    Attempt,
+    Delivery,
+    Event,
+    EventType,
+    OperatorKey,
+    PortalLink,
+    Subscription,
+    Tenant,
+    User,
+)
 from portal.services.event_types import sync_standard_types
 from tests.receiver import Receiver
 
@@ -74,7 +85,7 @@ TEST_CONFIG = {
 
 
 def _clean_database() -> None:
-    for model in (Attempt, Delivery, Event, Subscription, ApiKey, User):
+    for model in (Attempt, Delivery, Event, Subscription, ApiKey, User, PortalLink, OperatorKey):
         db.session.execute(delete(model))
     db.session.execute(delete(EventType).where(EventType.tenant_id.is_not(None)))
     db.session.execute(delete(Tenant))

@@ -6,5 +6,17 @@ Every row belongs to one tenant, and every query is scoped by it. Dispatcher cod
 
 from dispatcher.models import Attempt, Delivery, Event, EventType, Subscription, Tenant
 from portal.models.accounts import ApiKey, User
+from portal.models.operator import OperatorKey, PortalLink
 
-__all__ = ["ApiKey", "Attempt", "Delivery", "Event", "EventType", "Subscription", "Tenant", "User"]
+__all__ = [
+    "ApiKey",
+    "Attempt",
+    "Delivery",
+    "Event",
+    "EventType",
+    "OperatorKey",
+    "PortalLink",
+    "Subscription",
+    "Tenant",
+    "User",
+]
