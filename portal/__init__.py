@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings from the environment, then `config` overrides (tests use it)."""
     from portal import health, metrics, security  # here: `import dispatcher` skips
+    from portal.api import operator as operator_api
 
     # No app-level templates or /static: the ui blueprint serves both, as it does in a host app.
     app = Flask(
@@ -56,6 +57,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     # The standalone app is Hookline's first host: its own database, users and sign-in page.
     Hookline().init_app(app, db=db, url_prefix="")
+    # Service mode, for a platform that runs Hookline beside it: the operator API.
+    operator_api.init_app(app)
     return app
 
 

@@ -13,6 +13,7 @@ from dispatcher import worker as dispatcher_worker
 from dispatcher.errors import PublishError
 from dispatcher.publishing import publish
 from dispatcher.store import db
+from portal.operator_cli import operator_keys_cli
 from portal.services import NotFound, ServiceError, accounts, event_types
 from portal.services import subscriptions as subscription_service
 
@@ -229,6 +230,7 @@ def init_app(app: Flask) -> None:
         demo_cli,
         catalog_cli,
         secrets_cli,
+        operator_keys_cli,
         worker_command,
         maintenance_command,
     ):

@@ -7,6 +7,8 @@ from werkzeug.routing import BaseConverter, PathConverter
 
 ID_PATTERN = r"[A-Za-z0-9_]{1,64}"
 NAME_PATTERN = r"[A-Za-z0-9_.\-]{1,200}"
+# accounts.ensure_tenant's rule: a letter or digit, then letters, digits and _ . : -, 32 at most.
+TENANT_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,31}"
 
 
 class IdConverter(BaseConverter):
@@ -21,6 +23,12 @@ class NameConverter(BaseConverter):
     regex = NAME_PATTERN
 
 
+class TenantIdConverter(BaseConverter):
+    """A tenant id: Hookline's own (`ten_01J…`) or a host's (accounts.ensure_tenant's rule)."""
+
+    regex = TENANT_ID_PATTERN
+
+
 class AnythingConverter(PathConverter):
     """Like `path`, but across line breaks too, so a %0A in a URL cannot escape the API's
     fallback route (and its problem answers)."""
@@ -29,7 +37,12 @@ class AnythingConverter(PathConverter):
     part_isolating = False  # spans slashes (werkzeug infers True from a regex without "/")
 
 
-CONVERTERS = {"hid": IdConverter, "hname": NameConverter, "anything": AnythingConverter}
+CONVERTERS = {
+    "hid": IdConverter,
+    "hname": NameConverter,
+    "htenant": TenantIdConverter,
+    "anything": AnythingConverter,
+}
 
 
 def id_parameter_schema(converter: BaseConverter) -> dict:
@@ -40,3 +53,8 @@ def id_parameter_schema(converter: BaseConverter) -> dict:
 def name_parameter_schema(converter: BaseConverter) -> dict:
     """How an event type name path parameter is documented."""
     return {"type": "string", "pattern": f"^{NAME_PATTERN}$"}
+
+
+def tenant_id_parameter_schema(converter: BaseConverter) -> dict:
+    """How a tenant id path parameter is documented."""
+    return {"type": "string", "pattern": f"^{TENANT_ID_PATTERN}$"}

@@ -13,7 +13,6 @@ bp = Blueprint("api-meta", __name__)
 errors.attach(bp)
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-_FALLBACK = "api-meta.fallback"
 
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -72,7 +71,7 @@ def _allowed_methods(path: str) -> set[str]:
             endpoint, _ = adapter.match(path, method=method)
         except HTTPException:
             continue
-        if endpoint != _FALLBACK:
+        if current_app.view_functions.get(endpoint) is not fallback:  # any prefix's fallback
             allowed.add(method)
     return allowed
 

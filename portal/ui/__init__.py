@@ -28,6 +28,7 @@ from portal.ui import (
     endpoints,
     errors,
     filters,
+    links,
 )
 
 # Flask-WTF's settings with their defaults, for an embedded portal (see `init_app`).
@@ -52,6 +53,7 @@ bp = Blueprint(
 )
 for child in (
     auth.bp,
+    links.bp,
     dashboard.bp,
     endpoints.bp,
     deliveries.bp,
@@ -81,12 +83,16 @@ def _account() -> dict[str, Any]:
     if tenant is None:
         return {"hookline_account": None}
     email = None if mount().embedded else current_user.email
-    return {"hookline_account": {"tenant_id": tenant, "email": email}}
+    by_link = not mount().embedded and getattr(current_user, "signed_in_by_link", False)
+    return {"hookline_account": {"tenant_id": tenant, "email": email, "by_link": by_link}}
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """The signed-in admin for the session's user id (None logs the session out)."""
+def load_user(user_id: str) -> User | links.LinkPrincipal | None:
+    """The signed-in admin for the session's user id, or the principal of a sign-in link's
+    session (`link:<id>`); None logs the session out."""
+    if user_id.startswith(links.PRINCIPAL_PREFIX):
+        return links.load_principal(user_id)
     return db.session.get(User, user_id)
 
 

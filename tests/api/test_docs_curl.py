@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from portal.api import API_PREFIX
+from portal.api.operator import OPERATOR_PREFIX
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 EXAMPLE_URL = "https://example.com/hooks"
@@ -100,10 +101,11 @@ def test_every_curl_example_in_the_api_guide_works(api, client, receiver):
         if operation == ("post", API_PREFIX + "/events"):
             variables["$EVT"] = body["id"]
             variables["$DLV"] = api.get("/deliveries").get_json()["data"][0]["id"]
+    # The operator API's examples are docs/operator-api.md's (tests/api/test_operator.py).
     documented = {
         (method, path)
         for path, item in spec["paths"].items()
         for method in item
-        if method in {"get", "post", "patch", "delete"}
+        if method in {"get", "post", "patch", "delete"} and not path.startswith(OPERATOR_PREFIX)
     }
     assert documented - covered == set(), "operations without a curl example in docs/api.md"

@@ -29,6 +29,15 @@ DESIGN_OPERATIONS = {
     ("get", "/deliveries/{delivery_id}"),
     ("post", "/deliveries/{delivery_id}/retry"),
 }
+# Issue 12, service mode: the operator API, in the same document under its own prefix.
+OPERATOR_OPERATIONS = {
+    ("get", "/api/v1/operator/tenants"),
+    ("post", "/api/v1/operator/tenants"),
+    ("get", "/api/v1/operator/tenants/{tenant_id}"),
+    ("post", "/api/v1/operator/tenants/{tenant_id}/admins"),
+    ("post", "/api/v1/operator/tenants/{tenant_id}/api-keys"),
+    ("post", "/api/v1/operator/tenants/{tenant_id}/portal-links"),
+}
 
 
 def operations(spec: dict) -> set[tuple[str, str]]:
@@ -50,7 +59,16 @@ def test_document_passes_openapi_spec_validator(app, client):
 
 def test_document_has_every_operation_of_the_design(app, client):
     spec = client.get(API_PREFIX + "/openapi.json").get_json()
-    assert operations(spec) == DESIGN_OPERATIONS
+    assert operations(spec) == DESIGN_OPERATIONS | OPERATOR_OPERATIONS
+
+
+def test_operator_operations_need_an_operator_key(app, client):
+    spec = client.get(API_PREFIX + "/openapi.json").get_json()
+    assert spec["components"]["securitySchemes"]["operatorKey"]["scheme"] == "bearer"
+    for method, path in OPERATOR_OPERATIONS:
+        assert spec["paths"][path][method]["security"] == [{"operatorKey": []}], (method, path)
+    for method, path in DESIGN_OPERATIONS:
+        assert "security" not in spec["paths"][API_PREFIX + path][method], (method, path)
 
 
 def test_every_operation_requires_the_bearer_key_and_documents_problems(app, client):
@@ -74,8 +92,9 @@ def test_every_operation_requires_the_bearer_key_and_documents_problems(app, cli
 
 def test_list_operations_document_limit_and_cursor(app, client):
     spec = client.get(API_PREFIX + "/openapi.json").get_json()
-    for path in ("/event-types", "/subscriptions", "/events", "/deliveries"):
-        params = {p["name"]: p for p in spec["paths"][API_PREFIX + path]["get"]["parameters"]}
+    for path in ("/event-types", "/subscriptions", "/events", "/deliveries", "/tenants"):
+        prefix = "/api/v1/operator" if path == "/tenants" else API_PREFIX
+        params = {p["name"]: p for p in spec["paths"][prefix + path]["get"]["parameters"]}
         assert params["limit"]["schema"]["maximum"] == 100
         assert "cursor" in params
     deliveries = spec["paths"][API_PREFIX + "/deliveries"]["get"]["parameters"]
@@ -90,6 +109,6 @@ def test_docs_page_lists_every_operation_without_loading_anything_external(app, 
     spec = client.get(API_PREFIX + "/openapi.json").get_json()
     page = client.get(API_PREFIX + "/docs").get_data(as_text=True)
     for method, path in operations(spec):
-        assert API_PREFIX + path in page
+        assert (path if path in spec["paths"] else API_PREFIX + path) in page
         assert method.upper() in page
     assert "<script" not in page and "https://" not in page.replace("https://hookline.dev", "")

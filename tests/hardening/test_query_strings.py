@@ -72,6 +72,8 @@ def portal_pages(app: Flask, ids: dict[str, str]) -> list[str]:
             continue
         if rule.endpoint == "ui.static":
             continue  # the portal's files (served by its blueprint), not pages
+        if rule.endpoint == "ui.links.sign_in":
+            continue  # single-use, so not walkable: see the test at the end of this file
         missing = rule.arguments - ids.keys()
         assert not missing, f"{rule.rule}: no test value for {sorted(missing)}; add one to ids"
         paths.append(rule.build({name: ids[name] for name in rule.arguments})[1])
@@ -183,3 +185,18 @@ def test_catalog_explains_an_unusable_search(portal) -> None:
 
     assert response.status_code == 400
     assert "search must not contain" in response.get_data(as_text=True)
+
+
+def test_sign_in_link_ignores_hostile_query_strings(app, client) -> None:
+    from portal.services import operator as operator_service
+    from tests.factories import make_tenant
+
+    tenant = make_tenant("Acme")
+    for value in HOSTILE.values():
+        query = "&".join(f"{name}={value}" for name in (*ALWAYS, "token"))
+        unknown = client.get(f"/sign-in/not-a-token-{'x' * 20}?{query}")
+        assert unknown.status_code == 400, value
+        _, token = operator_service.mint_link(tenant.id)
+        db.session.commit()
+        response = client.get(f"/sign-in/{token}?{query}")
+        assert response.status_code == 302 and response.headers["Location"] == "/", value

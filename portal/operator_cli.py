@@ -1,0 +1,48 @@
+"""`flask operator-keys …`: keys for the operator API (service mode, the standalone app)."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from dispatcher.store import db
+from portal.services import NotFound, ServiceError
+from portal.services import operator as service
+
+operator_keys_cli = AppGroup("operator-keys", help="Keys for the operator API (service mode).")
+
+
+@operator_keys_cli.command("create")
+@click.option("--name", required=True, help="Who or what uses the key, e.g. 'platform-prod'.")
+def create_operator_key(name: str) -> None:
+    """Create an operator key; prints the key (shown only once) as the last line."""
+    try:
+        row, key = service.create_operator_key(name)
+    except ServiceError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"created {row.prefix}… ({row.id}); store this key now, it is not shown again:")
+    click.echo(key)
+
+
+@operator_keys_cli.command("list")
+def list_operator_keys() -> None:
+    """Every stored operator key: id, prefix, name, created, last used, revoked."""
+    for row in service.list_operator_keys():
+        stamps = (row.created_at, row.last_used_at, row.revoked_at)
+        when = ["-" if at is None else at.isoformat(timespec="seconds") for at in stamps]
+        click.echo("\t".join([row.id, row.prefix + "…", row.name, *when]))
+
+
+@operator_keys_cli.command("revoke")
+@click.argument("key_id")
+def revoke_operator_key(key_id: str) -> None:
+    """Revoke a stored operator key by its id (opk_…); it stops working at once."""
+    try:
+        row = service.revoke_operator_key(key_id)
+    except NotFound as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"revoked {row.id}")
