@@ -104,8 +104,8 @@ def _copy(app: Flask, batches: dict[str, list[dict]]) -> None:
                 for table, rows in batches.items():
                     if not rows:
                         continue
-                    columns = list(rows[0])
-                    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    columns = ", ".join(rows[0])
+                    with cursor.copy(f"COPY {TABLES[table].name} ({columns}) FROM STDIN") as copy:
                         for row in rows:
                             copy.write_row(
                                 [json.dumps(v) if isinstance(v, dict) else v for v in row.values()]
@@ -134,7 +134,7 @@ def _executemany(app: Flask, batches: dict[str, list[dict]]) -> None:
                 continue
             columns = list(rows[0])
             statement = (
-                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"INSERT INTO {TABLES[table].name} ({', '.join(columns)}) "
                 f"VALUES ({', '.join('?' * len(columns))})"
             )
             connection.exec_driver_sql(
