@@ -9,12 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-
-from dispatcher import clock
+from dispatcher import clock, transitions
 from dispatcher.errors import UnknownEventType
 from dispatcher.models import Delivery, Event, Subscription
 from dispatcher.publishing import find_event_type, fingerprint, request_drain
+from dispatcher.states import Trigger
 from dispatcher.store import db
 
 TEST_EVENT_TYPE = "webhook.test"
@@ -47,7 +46,7 @@ def send_test(subscription: Subscription, event_type: str | None = None) -> Deli
         event_type=name,
         priority=True,
         is_test=True,
-        next_trigger="test",
+        next_trigger=Trigger.TEST,
         next_attempt_at=now,
         created_at=now,
         updated_at=now,
@@ -61,13 +60,7 @@ def send_test(subscription: Subscription, event_type: str | None = None) -> Deli
 def retry(delivery: Delivery) -> Delivery:
     """Send a delivery again now. A finished one gets one manual attempt; a pending one simply
     stops waiting for its scheduled retry."""
-    now = clock.now()
-    if delivery.status != "pending":
-        delivery.next_trigger = "manual"
-        delivery.status = "pending"
-    delivery.next_attempt_at = now
-    delivery.priority = True
-    delivery.updated_at = now
+    transitions.retry_now(delivery, now=clock.now())
     db.session.flush()
     request_drain(db.session(), priority=True)
     return delivery
@@ -76,28 +69,7 @@ def retry(delivery: Delivery) -> Delivery:
 def recover(subscription: Subscription, since: datetime, until: datetime | None = None) -> int:
     """Queue one manual attempt for every failed or cancelled delivery of `subscription` created
     since `since`. Returns how many were queued."""
-    now = clock.now()
-    conditions = [
-        Delivery.subscription_id == subscription.id,
-        Delivery.status.in_(("failed", "cancelled")),
-        Delivery.is_test.is_(False),
-        Delivery.created_at >= since,
-    ]
-    if until is not None:
-        conditions.append(Delivery.created_at <= until)
-    ids = db.session.scalars(select(Delivery.id).where(*conditions)).all()
-    if ids:
-        db.session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(ids))
-            .values(
-                status="pending",
-                next_trigger="manual",
-                next_attempt_at=now,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
+    queued = transitions.recover(subscription.id, since, until, now=clock.now())
+    if queued:
         request_drain(db.session())
-    return len(ids)
+    return queued

@@ -10,6 +10,11 @@ anyone's backlog), the drain decides how many each may have, and `claim_for` lea
 of each endpoint's oldest due rows in one statement. One endpoint's backlog of 100,000 is thus
 never in front of another endpoint's fresh event. Priority deliveries (tests, manual retries)
 are few and are claimed oldest first.
+
+Leasing stays here rather than in dispatcher/transitions.py, the writer of delivery states: a
+claim and a release write only `lease_expires_at`, which says who holds a pending delivery, not
+what state it is in. The statements name the pending status as a literal in their SQL (not a
+bound parameter), so that the planner may use the partial index of pending rows.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from sqlalchemy import (
 from dispatcher import clock
 from dispatcher.models import Delivery
 from dispatcher.models.types import UTCDateTime
+from dispatcher.states import DeliveryStatus
 from dispatcher.store import db
 
 LEASE_MARGIN = timedelta(seconds=10)
@@ -68,11 +74,13 @@ class DueEndpoint:
     rate_limit: int | None
 
 
+_PENDING_SQL = f"'{DeliveryStatus.PENDING}'"  # the status as an SQL literal (see above)
+
+
 def due_filter(now: datetime):
     """Deliveries that should be sent now and that no live worker holds."""
     return (
-        # a literal, not a parameter, so the planner may use the partial index of pending rows
-        Delivery.status == literal_column("'pending'"),
+        Delivery.status == literal_column(_PENDING_SQL),
         Delivery.next_attempt_at <= now,
         or_(Delivery.lease_expires_at.is_(None), Delivery.lease_expires_at < now),
     )
@@ -85,19 +93,19 @@ def lease_until(now: datetime, lease: timedelta) -> datetime:
 
 
 _DUE_ENDPOINTS = text(
-    """
+    f"""
     WITH RECURSIVE endpoints(id) AS (
         SELECT (SELECT min(subscription_id) FROM hookline_deliveries
-                WHERE status = 'pending' AND priority = :priority)
+                WHERE status = {_PENDING_SQL} AND priority = :priority)
         UNION ALL
         SELECT (SELECT min(d.subscription_id) FROM hookline_deliveries AS d
-                WHERE d.status = 'pending' AND d.priority = :priority
+                WHERE d.status = {_PENDING_SQL} AND d.priority = :priority
                   AND d.subscription_id > endpoints.id)
         FROM endpoints WHERE endpoints.id IS NOT NULL
     )
     SELECT s.id, s.paused_until, s.circuit_opened_at, s.rate_limit,
            (SELECT min(d.next_attempt_at) FROM hookline_deliveries AS d
-            WHERE d.status = 'pending' AND d.priority = :priority AND d.subscription_id = s.id
+            WHERE d.status = {_PENDING_SQL} AND d.priority = :priority AND d.subscription_id = s.id
               AND (d.lease_expires_at IS NULL OR d.lease_expires_at < :now)) AS due_at
     FROM endpoints JOIN hookline_subscriptions AS s ON s.id = endpoints.id
     """
@@ -126,7 +134,7 @@ _RETURNING = (
     "is_test, next_attempt_at"
 )
 _STILL_DUE = (
-    "status = 'pending' AND next_attempt_at <= :now "
+    f"status = {_PENDING_SQL} AND next_attempt_at <= :now "
     "AND (lease_expires_at IS NULL OR lease_expires_at < :now)"
 )
 _RETURNED_TYPES = (
@@ -154,7 +162,7 @@ _CLAIM_LATERAL = (
             CROSS JOIN LATERAL (
                 SELECT d.id FROM hookline_deliveries AS d
                 WHERE d.subscription_id = wanted.sid AND d.priority = false
-                  AND d.status = 'pending' AND d.next_attempt_at <= :now
+                  AND d.status = {_PENDING_SQL} AND d.next_attempt_at <= :now
                   AND (d.lease_expires_at IS NULL OR d.lease_expires_at < :now)
                 ORDER BY d.next_attempt_at LIMIT wanted.room
                 FOR UPDATE SKIP LOCKED
@@ -288,7 +296,7 @@ def release(held: list[Claim]) -> None:
             .where(
                 Delivery.id.in_(ids),
                 Delivery.lease_expires_at == expires,
-                Delivery.status == "pending",
+                Delivery.status == DeliveryStatus.PENDING,
             )
             .values(lease_expires_at=None)
             .execution_options(synchronize_session=False)

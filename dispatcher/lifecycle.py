@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
-
-from dispatcher import clock, notices
-from dispatcher.models import Delivery, Subscription
+from dispatcher import clock, notices, transitions
+from dispatcher.models import Subscription
 from dispatcher.store import db
 
 
@@ -19,12 +17,7 @@ def disable(subscription: Subscription, reason: str) -> None:
     subscription.is_active = False
     subscription.disabled_reason = reason
     subscription.disabled_at = now
-    db.session.execute(
-        update(Delivery)
-        .where(Delivery.subscription_id == subscription.id, Delivery.status == "pending")
-        .values(status="cancelled", next_attempt_at=None, lease_expires_at=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    transitions.cancel_waiting(subscription.id, now=now)
     db.session.flush()
     notices.disabled(subscription, reason)
 

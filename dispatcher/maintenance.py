@@ -18,6 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from dispatcher import clock, lifecycle, queues
 from dispatcher.claims import due_filter
 from dispatcher.models import Attempt, Base, Delivery, Event, Subscription
+from dispatcher.states import DeliveryStatus
 from dispatcher.store import db
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def _expired(cutoff: datetime) -> list[_Expired]:
         _Expired(
             Delivery,
             Delivery.created_at,
-            (Delivery.status != "pending")
+            (Delivery.status != DeliveryStatus.PENDING)
             & (Delivery.last_attempt_at.is_(None) | (Delivery.last_attempt_at < cutoff)),
         ),
         _Expired(Event, Event.created_at, ~exists().where(Delivery.event_id == Event.id)),

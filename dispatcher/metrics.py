@@ -13,11 +13,16 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Histogram
 
+from dispatcher.states import DeliveryStatus
+
 if TYPE_CHECKING:  # outcomes imports this module, so only the type checker may import it back
     from dispatcher.outcomes import Outcome
+    from dispatcher.transitions import AttemptedState
 
-# The state a delivery is in after an attempt, as the outcome label of DELIVERIES.
-OUTCOMES = ("succeeded", "retrying", "failed", "cancelled")
+# The state a delivery is in after an attempt, as the outcome label of DELIVERIES: its status,
+# except that a delivery pending again after an attempt is "retrying".
+RETRYING = "retrying"
+OUTCOMES = (DeliveryStatus.SUCCEEDED, RETRYING, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED)
 
 DELIVERIES = Counter(
     "hookline_deliveries",
@@ -48,14 +53,14 @@ def _result(status: int | None) -> str:
     return "error" if status < 200 else f"{status // 100}xx"
 
 
-def observe(outcomes: Iterable[Outcome], states: Iterable[dict]) -> None:
+def observe(outcomes: Iterable[Outcome], states: Iterable[AttemptedState]) -> None:
     """Count committed outcomes; `states` are the new delivery rows of the attempted ones."""
-    status_by_id = {state["id"]: state["status"] for state in states}
+    status_by_id = {state.id: state.status for state in states}
     for outcome in outcomes:
         if outcome.response is None:
-            _BY_OUTCOME["cancelled"].inc()
+            _BY_OUTCOME[DeliveryStatus.CANCELLED].inc()
             continue
-        status = status_by_id.get(outcome.claim.id, "failed")
-        _BY_OUTCOME["retrying" if status == "pending" else status].inc()
+        status = status_by_id.get(outcome.claim.id, DeliveryStatus.FAILED)
+        _BY_OUTCOME[RETRYING if status == DeliveryStatus.PENDING else status].inc()
         _BY_RESULT[_result(outcome.response.status)].inc()
         ATTEMPT_SECONDS.observe(outcome.response.duration_ms / 1000)

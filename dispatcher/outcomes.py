@@ -1,26 +1,26 @@
-"""What happens after an attempt: the Attempt row, the delivery's next state, retries.
+"""What happens after an attempt: the Attempt row, the delivery's next state, what follows.
 
 Results are written in batches (one transaction for many attempts) because a row-at-a-time
-commit would cost more than the HTTP request itself.
+commit would cost more than the HTTP request itself: one INSERT of the batch's attempts here,
+one UPDATE of their deliveries' states in dispatcher/transitions.py (which decides them), then
+the endpoints' health, operational events, and the drains that carry out the retries.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import Integer, String, bindparam, insert, text, update
+from sqlalchemy import insert
 
-from dispatcher import clock, health, lifecycle, metrics, notices, queues
+from dispatcher import clock, health, lifecycle, metrics, notices, queues, transitions
 from dispatcher.claims import Claim
 from dispatcher.filters import is_operational
 from dispatcher.http import Response
 from dispatcher.ids import new_id
 from dispatcher.message import format_timestamp
-from dispatcher.models import Attempt, Delivery, Subscription
-from dispatcher.models.types import UTCDateTime
+from dispatcher.models import Attempt, Subscription
+from dispatcher.states import DeliveryStatus, Trigger
 from dispatcher.store import db
 
 
@@ -34,104 +34,9 @@ class Outcome:
     cancel_reason: str | None = None
 
 
-def retry_delay(
-    schedule: list[int], attempt_number: int, retry_after: float | None
-) -> float | None:
-    """Seconds until the next automatic attempt, or None when the schedule is used up.
-
-    `attempt_number` is the attempt that just failed (1-based). A Retry-After from the
-    receiver can only push the retry later, and never past the schedule's longest delay.
-    """
-    if attempt_number > len(schedule):
-        return None
-    delay = float(schedule[attempt_number - 1])
-    if retry_after is not None:
-        delay = min(max(delay, retry_after), float(max(schedule)))
-    return delay
-
-
-def _next_state(outcome: Outcome, schedule: list[int], now: datetime) -> dict:
-    """The delivery's row after this attempt (the columns `_write_states` sets per row)."""
-    claim, response = outcome.claim, outcome.response
-    state = {
-        "id": claim.id,
-        "status": "failed",
-        "attempt_count": claim.attempt_number,
-        "next_attempt_at": None,
-        "last_response_status": response.status,
-        "last_attempt_at": response.started_at,
-    }
-    if response.succeeded:
-        state["status"] = "succeeded"
-    elif claim.trigger == "auto" and response.status != 410:
-        delay = retry_delay(schedule, claim.attempt_number, response.retry_after)
-        if delay is not None:
-            state["status"] = "pending"
-            state["next_attempt_at"] = now + timedelta(seconds=delay)
-    return state
-
-
 # RETURNING makes SQLAlchemy send the batch as one multi-row INSERT ("insertmanyvalues"):
 # with executemany, SQLite gave up the GIL and waited to get it back for every row.
 _INSERT_ATTEMPTS = insert(Attempt.__table__).returning(Attempt.__table__.c.id)
-
-
-# Per row: (column, its SQL type on PostgreSQL, its SQLAlchemy type for binding).
-_STATE_COLUMNS = (
-    ("id", "varchar", String()),
-    ("status", "varchar", String()),
-    ("attempt_count", "integer", Integer()),
-    ("next_attempt_at", "timestamptz", UTCDateTime()),
-    ("last_response_status", "integer", Integer()),
-    ("last_attempt_at", "timestamptz", UTCDateTime()),
-)
-
-
-@functools.lru_cache(maxsize=32)
-def _states_statement(dialect: str, rows: int):
-    """One UPDATE for a whole batch, from a VALUES list (one text per dialect and row count).
-
-    executemany ran one statement per row: on PostgreSQL that was most of a batch's time, and
-    on SQLite each row gave up the GIL and waited to get it back behind the sending threads."""
-    cast = (
-        (lambda p, t: f"CAST(:{p} AS {t})") if dialect == "postgresql" else (lambda p, t: f":{p}")
-    )
-    values = ", ".join(
-        "(" + ", ".join(cast(f"{name}_{i}", sql) for name, sql, _ in _STATE_COLUMNS) + ")"
-        for i in range(rows)
-    )
-    names = ", ".join(name for name, _, _ in _STATE_COLUMNS)
-    assigned = ", ".join(f"{name} = v.{name}" for name, _, _ in _STATE_COLUMNS[1:])
-    return text(
-        f"WITH v({names}) AS (VALUES {values}) "
-        f"UPDATE hookline_deliveries SET {assigned}, next_trigger = 'auto', "
-        f"lease_expires_at = NULL, updated_at = :now FROM v WHERE hookline_deliveries.id = v.id"
-    ).bindparams(
-        bindparam("now", type_=UTCDateTime()),
-        *(
-            bindparam(f"{name}_{i}", type_=type_)
-            for i in range(rows)
-            for name, _, type_ in _STATE_COLUMNS
-        ),
-    )
-
-
-def _write_states(states: list[dict], now: datetime, chunk: int = 512) -> None:
-    """Write the deliveries' new states, in one statement per `chunk` rows.
-
-    A batch is padded to the next power of two by repeating its last row (an UPDATE from a
-    list with a repeated row writes that row once), so at most ten statement texts exist per
-    dialect instead of one per batch size: each text is large and stays cached."""
-    dialect = db.engine.dialect.name
-    for start in range(0, len(states), chunk):
-        part = states[start : start + chunk]
-        size = 1 << (len(part) - 1).bit_length()
-        part = part + [part[-1]] * (size - len(part))
-        params: dict = {"now": now}
-        for i, state in enumerate(part):
-            for name, _, _ in _STATE_COLUMNS:
-                params[f"{name}_{i}"] = state[name]
-        db.session.execute(_states_statement(dialect, size), params)
 
 
 def record(outcomes: list[Outcome]) -> None:
@@ -141,59 +46,64 @@ def record(outcomes: list[Outcome]) -> None:
     now = clock.now()
     schedule = current_app.config["HOOKLINE_RETRY_SCHEDULE"]
     attempted = [o for o in outcomes if o.response is not None]
-    cancelled = [o for o in outcomes if o.response is None]
-    states: list[dict] = []
-    transitions: list[tuple[str, str, str]] = []
-
+    states: list[transitions.AttemptedState] = []
+    health_changes: list[tuple[str, str, str]] = []
     if attempted:
-        # Core executemany: the ORM's bulk paths cost more than the SQL itself at this rate.
-        db.session.execute(
-            _INSERT_ATTEMPTS,
-            [
-                {
-                    "id": new_id("attempt"),
-                    "tenant_id": o.claim.tenant_id,
-                    "delivery_id": o.claim.id,
-                    "number": o.claim.attempt_number,
-                    "trigger": o.claim.trigger,
-                    "started_at": o.response.started_at,
-                    "duration_ms": o.response.duration_ms,
-                    "request_headers": o.request_headers,
-                    "response_status": o.response.status,
-                    "response_headers": o.response.headers,
-                    "response_body": o.response.body,
-                    "response_truncated": o.response.truncated,
-                    "error": o.response.error,
-                }
-                for o in attempted
-            ],
-        )
-        states = [_next_state(o, schedule, now) for o in attempted]
-        _write_states(states, now)
-        transitions = _record_health(attempted, schedule)
-        _notify(attempted, states, transitions)
-    for o in cancelled:
-        db.session.execute(
-            update(Delivery)
-            .where(Delivery.id == o.claim.id)
-            .values(status="cancelled", lease_expires_at=None, next_attempt_at=None, updated_at=now)
-        )
-    for o in attempted:
-        if o.response.status == 410 and not o.claim.is_test:
-            subscription = db.session.get(Subscription, o.claim.subscription_id)
-            if subscription is not None and subscription.is_active:
-                lifecycle.disable(subscription, "The endpoint answered 410 Gone.")
+        _insert_attempts(attempted)
+        states = [transitions.after_attempt(o.claim, o.response, schedule, now) for o in attempted]
+        transitions.record_attempts(states, now)
+        health_changes = _record_health(attempted, schedule)
+        _notify(attempted, states, health_changes)
+    transitions.cancel([o.claim.id for o in outcomes if o.response is None], now=now)
+    _disable_gone(attempted)
     db.session.commit()
     metrics.observe(outcomes, states)
 
-    for when in sorted({s["next_attempt_at"] for s in states if s["next_attempt_at"]}):
+    for when in sorted({s.next_attempt_at for s in states if s.next_attempt_at}):
         queues.schedule_drain(when)
-    if any(new == health.HEALTHY for _, _, new in transitions):
+    if any(new == health.HEALTHY for _, _, new in health_changes):
         queues.kick()  # a breaker closed: its backlog may go now
 
 
+def _insert_attempts(attempted: list[Outcome]) -> None:
+    """The Attempt rows of a batch, in one statement."""
+    # Core, not the ORM: the ORM's bulk paths cost more than the SQL itself at this rate.
+    db.session.execute(
+        _INSERT_ATTEMPTS,
+        [
+            {
+                "id": new_id("attempt"),
+                "tenant_id": o.claim.tenant_id,
+                "delivery_id": o.claim.id,
+                "number": o.claim.attempt_number,
+                "trigger": o.claim.trigger,
+                "started_at": o.response.started_at,
+                "duration_ms": o.response.duration_ms,
+                "request_headers": o.request_headers,
+                "response_status": o.response.status,
+                "response_headers": o.response.headers,
+                "response_body": o.response.body,
+                "response_truncated": o.response.truncated,
+                "error": o.response.error,
+            }
+            for o in attempted
+        ],
+    )
+
+
+def _disable_gone(attempted: list[Outcome]) -> None:
+    """410 Gone disables the endpoint at once (a test event's 410 does not)."""
+    for o in attempted:
+        if o.response.status == transitions.GONE and not o.claim.is_test:
+            subscription = db.session.get(Subscription, o.claim.subscription_id)
+            if subscription is not None and subscription.is_active:
+                lifecycle.disable(subscription, "The endpoint answered 410 Gone.")
+
+
 def _notify(
-    attempted: list[Outcome], states: list[dict], transitions: list[tuple[str, str, str]]
+    attempted: list[Outcome],
+    states: list[transitions.AttemptedState],
+    health_changes: list[tuple[str, str, str]],
 ) -> None:
     """Publish, in this transaction, the operational events these attempts call for: deliveries
     that failed for good, endpoints whose breaker opened or closed. Attempts that carried an
@@ -201,14 +111,14 @@ def _notify(
     cannot feed a loop of events about itself and its peers."""
     counted = [o for o in attempted if not o.claim.is_test]
     real = [o for o in counted if not is_operational(o.claim.event_type)]
-    by_id = {s["id"]: s for s in states}
+    status_of = {s.id: s.status for s in states}
     for o in real:
-        if o.claim.trigger == "auto" and by_id[o.claim.id]["status"] == "failed":
+        if o.claim.trigger == Trigger.AUTO and status_of[o.claim.id] == DeliveryStatus.FAILED:
             subscription = db.session.get(Subscription, o.claim.subscription_id)
             if subscription is not None:
                 notices.delivery_failed(subscription, _failure(o))
     caused_by_real = {o.claim.subscription_id for o in real}
-    for subscription_id, old, new in transitions:
+    for subscription_id, old, new in health_changes:
         if subscription_id not in caused_by_real:
             continue
         subscription = db.session.get(Subscription, subscription_id)

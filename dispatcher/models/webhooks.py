@@ -21,6 +21,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from dispatcher.ids import id_factory
 from dispatcher.models.base import Base
 from dispatcher.models.types import UTCDateTime, utcnow
+from dispatcher.states import DeliveryStatus, Trigger
+
+_PENDING_ONLY = f"status = '{DeliveryStatus.PENDING}'"
 
 
 class EventType(Base):
@@ -124,8 +127,8 @@ class Delivery(Base):
             "priority",
             "subscription_id",
             "next_attempt_at",
-            sqlite_where=text("status = 'pending'"),
-            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text(_PENDING_ONLY),
+            postgresql_where=text(_PENDING_ONLY),
         ),
         Index("ix_hookline_deliveries_subscription_status", "subscription_id", "status"),
         Index("ix_hookline_deliveries_event", "event_id"),
@@ -139,12 +142,13 @@ class Delivery(Base):
         ForeignKey("hookline_subscriptions.id", ondelete="CASCADE")
     )
     event_type: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     priority: Mapped[bool] = mapped_column(Boolean, default=False)
     is_test: Mapped[bool] = mapped_column(Boolean, default=False)
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
-    # The trigger of the next attempt: auto, manual or test.
-    next_trigger: Mapped[str] = mapped_column(String(16), default="auto")
+    # The trigger of the next attempt (a Trigger). Once the row exists, this, `status` (a
+    # DeliveryStatus) and `next_attempt_at` are written by dispatcher/transitions.py only.
+    next_trigger: Mapped[str] = mapped_column(String(16), default=Trigger.AUTO)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # A worker holds the delivery until this time; an expired lease means the worker died.
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -170,7 +174,7 @@ class Attempt(Base):
         ForeignKey("hookline_deliveries.id", ondelete="CASCADE")
     )
     number: Mapped[int] = mapped_column(Integer)
-    trigger: Mapped[str] = mapped_column(String(16), default="auto")
+    trigger: Mapped[str] = mapped_column(String(16), default=Trigger.AUTO)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     request_headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)

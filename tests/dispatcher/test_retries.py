@@ -6,7 +6,7 @@ import itertools
 from datetime import timedelta
 
 from dispatcher import publish
-from dispatcher.outcomes import retry_delay
+from dispatcher.transitions import retry_delay
 from portal.extensions import db
 from portal.models import Subscription
 from tests.dispatcher.helpers import attempts_of, only_delivery, sweep_and_work, work_until
