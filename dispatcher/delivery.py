@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -117,26 +118,8 @@ def _refused(claim: Claim, reason: str, headers: dict[str, str] | None = None) -
 
 def _prepare(claims: list[Claim]) -> tuple[list[tuple[Outcome, tuple]], list[Outcome]]:
     """Build each claim's request; claims that cannot be sent become cancel/fail outcomes."""
-    config = current_app.config
-    allow_private = config["HOOKLINE_ALLOW_PRIVATE_TARGETS"]
-    https_only = config["HOOKLINE_HTTPS_ONLY"]
-    events = {
-        row.id: row
-        for row in db.session.execute(_EVENTS, {"ids": list({c.event_id for c in claims})})
-    }
-    subscriptions = {
-        row.id: row
-        for row in db.session.execute(
-            _SUBSCRIPTIONS, {"ids": list({c.subscription_id for c in claims})}
-        )
-    }
-    db.session.commit()  # end the read; nothing here may hold a snapshot while we send
-    now = clock.now()
-    # The receiver checks webhook-timestamp against its own clock, so it is real time, never
-    # the injectable one (which tests move hours ahead to expire secrets and pauses).
-    timestamp = int(time.time())
-    bodies: dict[str, bytes] = {}
-    keys: dict[str, list[signing.SigningKey] | None] = {}
+    events, subscriptions = _rows_for(claims)
+    requests = _Requests(now=clock.now())
     ready: list[tuple[Outcome, tuple]] = []
     unsendable: list[Outcome] = []
     for claim in claims:
@@ -145,33 +128,84 @@ def _prepare(claims: list[Claim]) -> tuple[list[tuple[Outcome, tuple]], list[Out
         if event is None or subscription is None or not subscription.is_active:
             unsendable.append(Outcome(claim, {}, cancel_reason="endpoint disabled or deleted"))
             continue
-        if subscription.id not in keys:
-            keys[subscription.id] = _signing_keys(subscription.secrets_encrypted, now)
-        if keys[subscription.id] is None:
+        keys = requests.keys_for(subscription)
+        if keys is None:
             unsendable.append(_refused(claim, UNREADABLE_SECRET))
             continue
-        body = bodies.get(event.id)
+        body = requests.body_for(event)
+        headers = requests.headers_for(claim, event, subscription, body, keys)
+        try:
+            target = requests.target_for(subscription.url)
+        except TargetRefused as exc:
+            unsendable.append(_refused(claim, str(exc), headers))
+            continue
+        ready.append((Outcome(claim, headers), (target, body, headers)))
+    return ready, unsendable
+
+
+def _rows_for(claims: list[Claim]) -> tuple[dict, dict]:
+    """The claims' events and subscriptions by id, read in one short transaction."""
+    event_ids = list({c.event_id for c in claims})
+    subscription_ids = list({c.subscription_id for c in claims})
+    events = {row.id: row for row in db.session.execute(_EVENTS, {"ids": event_ids})}
+    subscriptions = {
+        row.id: row for row in db.session.execute(_SUBSCRIPTIONS, {"ids": subscription_ids})
+    }
+    db.session.commit()  # end the read; nothing here may hold a snapshot while we send
+    return events, subscriptions
+
+
+def _webhook_timestamp() -> int:
+    """The `webhook-timestamp` of the attempts made now, in Unix seconds.
+
+    The receiver checks it against its own clock, so it is real (wall-clock) time, never the
+    injectable clock, which tests move hours ahead to expire secrets and pauses."""
+    return int(time.time())
+
+
+class _Requests:
+    """What a round's requests share: one body per event and one set of signing keys per
+    endpoint, both made once, and the same webhook-timestamp for all."""
+
+    def __init__(self, now: datetime) -> None:
+        config = current_app.config
+        self.now = now  # when the secrets must be valid (the injectable clock)
+        self.timestamp = _webhook_timestamp()
+        self.allow_private = config["HOOKLINE_ALLOW_PRIVATE_TARGETS"]
+        self.https_only = config["HOOKLINE_HTTPS_ONLY"]
+        self._bodies: dict[str, bytes] = {}
+        self._keys: dict[str, list[signing.SigningKey] | None] = {}
+
+    def keys_for(self, subscription) -> list[signing.SigningKey] | None:
+        """The endpoint's signing keys, or None if its secret cannot be decrypted."""
+        if subscription.id not in self._keys:
+            self._keys[subscription.id] = _signing_keys(subscription.secrets_encrypted, self.now)
+        return self._keys[subscription.id]
+
+    def body_for(self, event) -> bytes:
+        body = self._bodies.get(event.id)
         if body is None:
-            body = bodies[event.id] = message.body_for(
+            body = self._bodies[event.id] = message.body_for(
                 event.id, event.type, event.created_at, event.tenant_id, event.data
             )
-        headers = message.headers_for(
+        return body
+
+    def headers_for(
+        self, claim: Claim, event, subscription, body: bytes, keys: list[signing.SigningKey]
+    ) -> dict[str, str]:
+        return message.headers_for(
             event_id=event.id,
             event_type=event.type,
             attempt_number=claim.attempt_number,
             body=body,
-            keys=keys[subscription.id],
-            timestamp=timestamp,
+            keys=keys,
+            timestamp=self.timestamp,
             custom=subscription.headers,
         )
-        outcome = Outcome(claim, headers)
-        try:
-            target = _target(subscription.url, allow_private, https_only)
-        except TargetRefused as exc:
-            unsendable.append(_refused(claim, str(exc), headers))
-            continue
-        ready.append((outcome, (target, body, headers)))
-    return ready, unsendable
+
+    def target_for(self, url: str) -> Target:
+        """The checked address to connect to; TargetRefused if the URL may not be sent to."""
+        return _target(url, self.allow_private, self.https_only)
 
 
 @dataclass
@@ -209,72 +243,114 @@ def _drain(priority: bool) -> int:
 
 def _drain_with(out: Sender, priority: bool) -> int:
     queues.clear_kick_flag(priority)
-    config = current_app.config
-    lease = timedelta(seconds=float(config["HOOKLINE_DELIVERY_TIMEOUT"]))
-    budget_ends = time.monotonic() + config["HOOKLINE_DRAIN_BUDGET"]
-    refill_at = max(1, out.working // 2)
-    started = 0
-    asked_for_help = False
-    last_claim = next_priority_look = 0.0
-    sent_at_claim = 0
-    last_work = time.monotonic()
-    last_record = time.monotonic()
-    round_ = Round(more=True)
-    due = DueList()
-    while time.monotonic() < budget_ends and not sending.stopping():
-        now = time.monotonic()
-        free = out.free_slots()
-        woke = out.sent_count != sent_at_claim  # sends finished since the last claim
-        resume = round_.resume_at is not None and round_.resume_at <= clock.now()
-        # Claim when sends finished (at once when half the pool is free, else every
-        # CLAIM_EVERY), when a held-back endpoint may go again, and when work was committed
-        # since (`_time_to_look`); never in a busy loop over endpoints that are at their limit.
-        if free and (
-            (
-                woke
-                and (round_.more or round_.claims)  # not when all it found was held back
-                and (free >= refill_at or now - last_claim >= CLAIM_EVERY_SECONDS)
-            )
-            or resume
-            or _time_to_look(round_, now - last_claim, priority)
+    return _Drain(out, priority).run()
+
+
+class _Drain:
+    """One drain job's loop: when to claim, when to record, when to sleep, and when to end.
+
+    Its pacing is in monotonic seconds (the budget, the intervals between claims and looks);
+    the one timestamp, `round.resume_at` (when a held-back endpoint may be sent to again), is
+    a moment on the injectable clock, like the pauses in the database it comes from, and is
+    compared with `clock.now()`."""
+
+    def __init__(self, out: Sender, priority: bool) -> None:
+        config = current_app.config
+        self.out = out
+        self.priority = priority
+        self.lease = timedelta(seconds=float(config["HOOKLINE_DELIVERY_TIMEOUT"]))
+        self.budget_ends = time.monotonic() + config["HOOKLINE_DRAIN_BUDGET"]
+        self.refill_at = max(1, out.working // 2)  # this many free slots are claimed at once
+        self.started = 0  # deliveries this drain has started
+        self.asked_for_help = False  # it kicked another drain because more was due
+        self.last_claim = 0.0
+        self.next_priority_look = 0.0
+        self.sent_at_claim = 0  # the sender's count of finished sends at the last claim
+        self.last_work = self.last_record = time.monotonic()
+        self.round = Round(more=True)
+        self.due = DueList()
+
+    def run(self) -> int:
+        """Claim and send until nothing is due or the budget is spent; returns how many
+        deliveries it started."""
+        out = self.out
+        while time.monotonic() < self.budget_ends and not sending.stopping():
+            now = time.monotonic()
+            free = out.free_slots()
+            woke = out.sent_count != self.sent_at_claim  # sends finished since the last claim
+            if free and self._time_to_claim(now, free, woke):
+                self._claim(now, free)
+            elif not free:
+                out.wake.clear()  # every slot is busy: the next finished send wakes us
+                self.sent_at_claim = out.sent_count
+            if now - self.last_record >= RECORD_EVERY_SECONDS or not out.in_flight():
+                out.record_finished()
+                self.last_record = now
+            if self._out_of_work(now):
+                return self.started  # what is in flight is the sender's to record
+            self._sleep(woke)
+        queues.kick(self.priority)  # the budget is spent (or the worker stops): another job goes on
+        return self.started
+
+    def _time_to_claim(self, now: float, free: int, woke: bool) -> bool:
+        """Claim when sends finished (at once when half the pool is free, else every
+        CLAIM_EVERY), when a held-back endpoint may go again, and when work was committed
+        since (`_time_to_look`); never in a busy loop over endpoints that are at their limit."""
+        last = self.round
+        if (
+            woke
+            and (last.more or last.claims)  # not when all it found was held back
+            and (free >= self.refill_at or now - self.last_claim >= CLAIM_EVERY_SECONDS)
         ):
-            out.wake.clear()
-            last_claim, sent_at_claim = now, out.sent_count
-            look = priority or now >= next_priority_look
-            if look:
-                next_priority_look = now + PRIORITY_LOOK_SECONDS
-            round_ = _claim_round(out, due, free, lease, priority, look)
-            out.wake_at_free = refill_at if round_.more else 1
-            started += _start(out, round_.claims)
-            if round_.more and not asked_for_help:
-                # More is due than this drain can hold: let another worker join in now.
-                queues.kick(priority)
-                asked_for_help = True
-        elif not free:
-            out.wake.clear()  # every slot is busy: the next finished send wakes us
-            sent_at_claim = out.sent_count
-        if now - last_record >= RECORD_EVERY_SECONDS or not out.in_flight():
-            out.record_finished()
-            last_record = now
-        if round_.claims or round_.more:
-            last_work = now
-        elif round_.resume_at is None:
+            return True
+        if last.resume_at is not None and last.resume_at <= clock.now():
+            return True
+        return _time_to_look(last, now - self.last_claim, self.priority)
+
+    def _claim(self, now: float, free: int) -> None:
+        """Run a claim round (looking at the priority lane every PRIORITY_LOOK) and start what
+        it claimed."""
+        out = self.out
+        out.wake.clear()
+        self.last_claim, self.sent_at_claim = now, out.sent_count
+        look = self.priority or now >= self.next_priority_look
+        if look:
+            self.next_priority_look = now + PRIORITY_LOOK_SECONDS
+        self.round = _claim_round(out, self.due, free, self.lease, self.priority, look)
+        out.wake_at_free = self.refill_at if self.round.more else 1
+        self.started += _start(out, self.round.claims)
+        if self.round.more and not self.asked_for_help:
+            # More is due than this drain can hold: let another worker join in now.
+            queues.kick(self.priority)
+            self.asked_for_help = True
+
+    def _out_of_work(self, now: float) -> bool:
+        """Whether the drain should end: nothing was due for LINGER, or all that is due is held
+        back past the end of the budget (then RQ's scheduler starts a drain when it may go)."""
+        last = self.round
+        if last.claims or last.more:
+            self.last_work = now
+            return False
+        if last.resume_at is None:
             # Nothing due. Linger a moment for the next commit: at a steady trickle a fresh
             # event then goes out within FLAG_LOOK instead of waiting for a new RQ job.
-            if now - last_work >= LINGER_SECONDS:
-                return started  # what is in flight is the sender's to record
-        elif round_.resume_at > clock.now() + timedelta(seconds=budget_ends - now):
-            queues.schedule_drain(round_.resume_at)
-            return started
+            return now - self.last_work >= LINGER_SECONDS
+        budget_left = timedelta(seconds=self.budget_ends - now)
+        if last.resume_at > clock.now() + budget_left:
+            queues.schedule_drain(last.resume_at)
+            return True
+        return False
+
+    def _sleep(self, woke: bool) -> None:
+        """Wait for a send to finish, or until it is time to look again."""
+        out = self.out
         out.wake.clear()
-        if woke and (round_.more or round_.claims):
+        if woke and (self.round.more or self.round.claims):
             # Sends are finishing but too few slots are free to claim yet: wake at the next
             # one to finish, or when CLAIM_EVERY is up.
-            out.wake.wait(max(0.001, last_claim + CLAIM_EVERY_SECONDS - time.monotonic()))
+            out.wake.wait(max(0.001, self.last_claim + CLAIM_EVERY_SECONDS - time.monotonic()))
         else:
-            out.wake.wait(_next_look(round_.resume_at))
-    queues.kick(priority)  # the budget is spent (or the worker stops): another job carries on
-    return started
+            out.wake.wait(_next_look(self.round.resume_at))
 
 
 def _time_to_look(last: Round, since_claim: float, priority: bool) -> bool:
@@ -360,65 +436,97 @@ def _claim_normal(out: Sender, due: DueList, free: int, lease: timedelta) -> Rou
     """One round-robin turn over the endpoints with due work."""
     now = clock.now()
     round_ = Round()
-    rooms: dict[str, int] = {}
-    rates: dict[str, int] = {}
-    probes: set[str] = set()
-    for endpoint in due.current():
-        sid = endpoint.subscription_id
-        if endpoint.due_at is None or endpoint.due_at > now:
-            continue  # only future retries (the scheduler's) or rows in flight
-        held = max(
-            (t for t in (endpoint.paused_until, out.held_until(sid, now)) if t and t > now),
-            default=None,
-        )
-        if held is not None:
-            round_.resume_at = min(held, round_.resume_at or held)
-            continue
-        if endpoint.circuit_open:
-            if not out.in_flight(sid):
-                probes.add(sid)  # its pause is over: one request may test it
-                rooms[sid] = 1
-            continue
-        room = out.room(sid)
-        if room <= 0:
-            round_.more = True  # at its limit: the drain waits for its sends to finish
-            continue
-        rooms[sid] = room
-        if endpoint.rate_limit:
-            rates[sid] = endpoint.rate_limit
-    grants = _share(rooms, free)
+    wanted = _wanted(out, due.current(), now, round_)
+    grants = _share(wanted.rooms, free)
     due.thin = sum(grants.values()) < free
-    round_.more = round_.more or sum(grants.values()) < sum(rooms.values())
-    if rates:
-        wanted = {sid: (rate, grants[sid]) for sid, rate in rates.items() if grants.get(sid)}
-        for sid, (granted, wait) in throttle.take(wanted).items():
-            if granted < grants[sid]:
-                grants[sid] = granted
-                later = now + timedelta(seconds=wait)
-                round_.resume_at = min(later, round_.resume_at or later)
+    round_.more = round_.more or sum(grants.values()) < sum(wanted.rooms.values())
+    _take_rate_tokens(grants, wanted.rates, now, round_)
     # Database writes last, so SQLite's write lock is held only for the claim itself.
-    # In id order: two workers taking probe rows in different orders deadlocked.
-    for sid in sorted(probes & set(grants)):
-        if not health.claim_probe(sid, lease):
-            del grants[sid]  # another worker is probing it
-    round_.claims = claims.claim_for(grants, lease=lease, probes=frozenset(probes))
-    got = {c.subscription_id for c in round_.claims}
-    for sid in sorted((probes & set(grants)) - got):
-        health.release_probe(sid)
-    db.session.commit()
-    counts: dict[str, int] = {}
+    round_.claims = _lease_granted(grants, wanted.probes, lease)
+    counts: Counter[str] = Counter()
     for claim in round_.claims:
-        counts[claim.subscription_id] = counts.get(claim.subscription_id, 0) + 1
-        _last_turn[claim.subscription_id] = time.monotonic()
+        counts[claim.subscription_id] += 1
+        _last_turn[claim.subscription_id] = time.monotonic()  # an order, not a timestamp
     for sid, granted in grants.items():
-        if counts.get(sid, 0) < granted:
+        if counts[sid] < granted:
             due.spent(sid)
     # An endpoint that got all it asked for may have more; a rate-limited one waits for its
     # next token (`resume_at`) instead of a retry on every finished send.
     round_.more = round_.more or any(
-        n == grants[sid] for sid, n in counts.items() if sid not in rates
+        n == grants[sid] for sid, n in counts.items() if sid not in wanted.rates
     )
     return round_
+
+
+@dataclass
+class _Wanted:
+    """What the endpoints of a round may take: room under each one's adaptive limit, the rate
+    limits to take tokens from, and the open breakers due a probe."""
+
+    rooms: dict[str, int] = field(default_factory=dict)
+    rates: dict[str, int] = field(default_factory=dict)
+    probes: set[str] = field(default_factory=set)
+
+
+def _wanted(
+    out: Sender, endpoints: list[claims.DueEndpoint], now: datetime, round_: Round
+) -> _Wanted:
+    """Sort the due endpoints into those that may be sent to now and those held back (which
+    set `round_.resume_at`, or `round_.more` for one at its concurrency limit)."""
+    wanted = _Wanted()
+    for endpoint in endpoints:
+        sid = endpoint.subscription_id
+        if endpoint.due_at is None or endpoint.due_at > now:
+            continue  # only future retries (the scheduler's) or rows in flight
+        held = _held_until(out, endpoint, now)
+        if held is not None:
+            round_.resume_at = min(held, round_.resume_at or held)
+        elif endpoint.circuit_open:
+            if not out.in_flight(sid):
+                wanted.probes.add(sid)  # its pause is over: one request may test it
+                wanted.rooms[sid] = 1
+        elif (room := out.room(sid)) <= 0:
+            round_.more = True  # at its limit: the drain waits for its sends to finish
+        else:
+            wanted.rooms[sid] = room
+            if endpoint.rate_limit:
+                wanted.rates[sid] = endpoint.rate_limit
+    return wanted
+
+
+def _held_until(out: Sender, endpoint: claims.DueEndpoint, now: datetime) -> datetime | None:
+    """Until when the endpoint may not be sent to: its recorded pause, or a Retry-After this
+    process saw and has not recorded yet, whichever ends later (None: not held)."""
+    pauses = (endpoint.paused_until, out.held_until(endpoint.subscription_id, now))
+    return max((t for t in pauses if t and t > now), default=None)
+
+
+def _take_rate_tokens(
+    grants: dict[str, int], rates: dict[str, int], now: datetime, round_: Round
+) -> None:
+    """Cut rate-limited endpoints' grants to the tokens they got (fleet-wide, from Redis); the
+    round resumes when the next token is due."""
+    wanted = {sid: (rate, grants[sid]) for sid, rate in rates.items() if grants.get(sid)}
+    for sid, (granted, wait) in throttle.take(wanted).items():
+        if granted < grants[sid]:
+            grants[sid] = granted
+            later = now + timedelta(seconds=wait)
+            round_.resume_at = min(later, round_.resume_at or later)
+
+
+def _lease_granted(grants: dict[str, int], probes: set[str], lease: timedelta) -> list[Claim]:
+    """Take the probe rights, lease the granted deliveries, give back the probe rights nothing
+    was claimed for, and commit."""
+    # In id order: two workers taking probe rows in different orders deadlocked.
+    for sid in sorted(probes & set(grants)):
+        if not health.claim_probe(sid, lease):
+            del grants[sid]  # another worker is probing it
+    claimed = claims.claim_for(grants, lease=lease, probes=frozenset(probes))
+    got = {c.subscription_id for c in claimed}
+    for sid in sorted((probes & set(grants)) - got):
+        health.release_probe(sid)
+    db.session.commit()
+    return claimed
 
 
 _last_turn: dict[str, float] = {}  # endpoint → when it last got deliveries (round-robin order)

@@ -29,7 +29,6 @@ MAX_IN_VALUES = 100  # values in one `$in`/`$nin` list
 MAX_PATH_SEGMENTS = 10
 MAX_PATH_LENGTH = 200
 
-COMPARISONS = ("$eq", "$neq", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists", "$startsWith")
 LOGICAL = ("$and", "$or", "$not")
 
 Predicate = Callable[[Any], bool]
@@ -164,35 +163,49 @@ def _equal(found: Any, expected: Any) -> bool:
 
 
 def _comparison(op: str, operand: Any, where: str, budget: list[int]) -> Callable[[Any], bool]:
+    """The test of one operator against the value found at a path (counted against `budget`)."""
     budget[0] -= 1
     if budget[0] < 0:
         raise FilterError(where, f"the filter has more than {MAX_CONDITIONS} conditions")
+    build = _OPERATORS.get(op)
+    if build is None:
+        raise FilterError(where, f"unknown operator; use one of {', '.join(COMPARISONS)}")
+    return build(op, operand, where)
+
+
+def _equality(op: str, operand: Any, where: str) -> Callable[[Any], bool]:
     if op == "$eq":
         return lambda found: _equal(found, operand)
-    if op == "$neq":
-        return lambda found: not _equal(found, operand)
-    if op in ("$in", "$nin"):
-        if not isinstance(operand, list) or not operand or len(operand) > MAX_IN_VALUES:
-            raise FilterError(where, f"expected a list of 1 to {MAX_IN_VALUES} values")
-        if any(isinstance(item, dict | list) for item in operand):
-            raise FilterError(where, "the list may hold only text, numbers, booleans and null")
-        if op == "$in":
-            return lambda found: any(_equal(found, item) for item in operand)
-        return lambda found: not any(_equal(found, item) for item in operand)
-    if op in ("$gt", "$gte", "$lt", "$lte"):
-        if not _is_number(operand):
-            raise FilterError(where, "expected a number")
-        compare = _ORDER[op]
-        return lambda found: _is_number(found) and compare(found, operand)
-    if op == "$exists":
-        if not isinstance(operand, bool):
-            raise FilterError(where, "expected true or false")
-        return lambda found: (found is not _MISSING) == operand
-    if op == "$startsWith":
-        if not isinstance(operand, str):
-            raise FilterError(where, "expected text")
-        return lambda found: isinstance(found, str) and found.startswith(operand)
-    raise FilterError(where, f"unknown operator; use one of {', '.join(COMPARISONS)}")
+    return lambda found: not _equal(found, operand)
+
+
+def _membership(op: str, operand: Any, where: str) -> Callable[[Any], bool]:
+    if not isinstance(operand, list) or not operand or len(operand) > MAX_IN_VALUES:
+        raise FilterError(where, f"expected a list of 1 to {MAX_IN_VALUES} values")
+    if any(isinstance(item, dict | list) for item in operand):
+        raise FilterError(where, "the list may hold only text, numbers, booleans and null")
+    if op == "$in":
+        return lambda found: any(_equal(found, item) for item in operand)
+    return lambda found: not any(_equal(found, item) for item in operand)
+
+
+def _order(op: str, operand: Any, where: str) -> Callable[[Any], bool]:
+    if not _is_number(operand):
+        raise FilterError(where, "expected a number")
+    compare = _ORDER[op]
+    return lambda found: _is_number(found) and compare(found, operand)
+
+
+def _existence(op: str, operand: Any, where: str) -> Callable[[Any], bool]:
+    if not isinstance(operand, bool):
+        raise FilterError(where, "expected true or false")
+    return lambda found: (found is not _MISSING) == operand
+
+
+def _prefix(op: str, operand: Any, where: str) -> Callable[[Any], bool]:
+    if not isinstance(operand, str):
+        raise FilterError(where, "expected text")
+    return lambda found: isinstance(found, str) and found.startswith(operand)
 
 
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
@@ -201,6 +214,18 @@ _ORDER: dict[str, Callable[[Any, Any], bool]] = {
     "$lt": lambda a, b: a < b,
     "$lte": lambda a, b: a <= b,
 }
+
+# Each comparison operator → what checks its operand and builds its test.
+_OPERATORS: dict[str, Callable[[str, Any, str], Callable[[Any], bool]]] = {
+    "$eq": _equality,
+    "$neq": _equality,
+    "$in": _membership,
+    "$nin": _membership,
+    **dict.fromkeys(_ORDER, _order),
+    "$exists": _existence,
+    "$startsWith": _prefix,
+}
+COMPARISONS = tuple(_OPERATORS)
 
 # subscription id → (the filter's JSON text it was compiled from, its predicate). Compared as
 # text, not as dicts: in Python {"x": 1} == {"x": True}, but they are different filters.

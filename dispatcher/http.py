@@ -188,13 +188,11 @@ def post(
     pool_size: int = DEFAULT_POOL_SIZE,
 ) -> Response:
     """POST `body` to `target`; never raises for network trouble, which becomes `error`."""
-    started_at = clock.now()
+    # started_at is a timestamp for the delivery log (the injectable clock); the deadline and
+    # the duration are measured on the monotonic clock, which no clock change can skew.
+    response = Response(started_at=clock.now(), duration_ms=0)
     start = time.monotonic()
     deadline = start + timeout
-    host_header = target.host if ":" not in target.host else f"[{target.host}]"
-    if target.port not in (80, 443):
-        host_header += f":{target.port}"
-    response = Response(started_at=started_at, duration_ms=0)
     raw = None
     _request_deadline.value = deadline
     try:
@@ -202,33 +200,14 @@ def post(
             "POST",
             target.path,
             body=body,
-            headers={"Host": host_header, **headers},
+            headers={"Host": _host_header(target), **headers},
             redirect=False,
             retries=False,
             preload_content=False,
             assert_same_host=False,
             timeout=urllib3.Timeout(connect=min(connect_timeout, timeout), read=timeout),
         )
-        response.status = raw.status
-        response.headers = {k: v for k, v in raw.headers.items()}
-        if time.monotonic() > deadline:
-            response.error = _too_slow(timeout)
-        chunks: list[bytes] = []
-        size = 0
-        if response.error is None:
-            for chunk in raw.stream(4096):
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    response.truncated = True
-                    break
-                if time.monotonic() > deadline:
-                    response.error = _too_slow(timeout)
-                    response.truncated = True
-                    break
-        response.body = _decode(b"".join(chunks)[:MAX_BODY_BYTES])
-        if response.status in (429, 503):
-            response.retry_after = parse_retry_after(raw.headers.get("Retry-After"))
+        _read_response(raw, response, deadline, timeout)
     except HTTPError as exc:
         response.error = _describe(exc)
     except OSError as exc:
@@ -244,6 +223,39 @@ def post(
             raw.release_conn()
         response.duration_ms = int((time.monotonic() - start) * 1000)
     return response
+
+
+def _host_header(target: Target) -> str:
+    """The Host header of the URL's name (the connection goes to the checked address)."""
+    host = target.host if ":" not in target.host else f"[{target.host}]"
+    return host if target.port in (80, 443) else f"{host}:{target.port}"
+
+
+def _read_response(
+    raw: urllib3.BaseHTTPResponse, response: Response, deadline: float, timeout: float
+) -> None:
+    """Fill `response` from what arrived: the status, the headers, and the body up to
+    MAX_BODY_BYTES, read only while the total timeout lasts."""
+    response.status = raw.status
+    response.headers = {k: v for k, v in raw.headers.items()}
+    if time.monotonic() > deadline:
+        response.error = _too_slow(timeout)
+    chunks: list[bytes] = []
+    size = 0
+    if response.error is None:
+        for chunk in raw.stream(4096):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                response.truncated = True
+                break
+            if time.monotonic() > deadline:
+                response.error = _too_slow(timeout)
+                response.truncated = True
+                break
+    response.body = _decode(b"".join(chunks)[:MAX_BODY_BYTES])
+    if response.status in (429, 503):
+        response.retry_after = parse_retry_after(raw.headers.get("Retry-After"))
 
 
 def _too_slow(timeout: float) -> str:
