@@ -29,7 +29,7 @@ $(HTMX): package-lock.json package.json
 	cp node_modules/htmx.org/dist/htmx.min.js $@
 
 run: venv assets
-	$(VENV_PYTHON) -m portal.devrun
+	$(VENV_PYTHON) -m devtools.devrun
 
 test: venv assets
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)

@@ -8,11 +8,14 @@ Internal modules need only `publish`:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flask import Flask
 
-from dispatcher import connection, store
+from dispatcher import connection, settings, store
 from dispatcher.errors import (
     ArchivedEventType,
     IdempotencyConflict,
@@ -40,9 +43,15 @@ __all__ = [
 ]
 
 
-def init_app(app: Flask, *, db: SQLAlchemy) -> None:
-    """Connect the dispatcher to the app's database and Redis (starting the embedded one if
-    needed). `db` is the app's Flask-SQLAlchemy instance (a host app passes its own): every
-    read and write of Hookline's goes through its session (see dispatcher/store.py)."""
+def init_app(
+    app: Flask, *, db: SQLAlchemy, also_required: Mapping[str, bool] | None = None
+) -> None:
+    """Read the app's settings (dispatcher/settings.py), then connect the dispatcher to its
+    database and Redis (starting the embedded one if needed). `db` is the app's
+    Flask-SQLAlchemy instance (a host app passes its own): every read and write of Hookline's
+    goes through its session (see dispatcher/store.py). `also_required` names settings of the
+    app's own that production needs too, and whether they are set."""
+    instance = Path(app.config.get("HOOKLINE_INSTANCE_PATH") or app.instance_path)
+    settings.init_app(app, os.environ, instance, also_required=also_required)
     store.init_app(app, db)
     connection.init_app(app)

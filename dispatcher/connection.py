@@ -18,20 +18,18 @@ from flask import Flask, current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from dispatcher.errors import ConfigError
+from dispatcher.settings import get_settings
+
+__all__ = ["ConfigError", "ensure_embedded_redis", "get_redis", "init_app", "stop_embedded_redis"]
+
 _EXTENSION = "hookline.redis"
 
-# Short enough that a request meeting a dead or hung Redis fails within a few seconds (and is
-# answered 503) rather than hanging; RQ raises the read timeout for its own blocking dequeue.
+# Fixed, not settings: short enough that a request meeting a dead or hung Redis fails within a
+# few seconds (and is answered 503) rather than hanging; RQ raises the read timeout for its own
+# blocking dequeue.
 CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 5.0
-
-
-class ConfigError(RuntimeError):
-    """The settings cannot make a working app (a production setting is missing or invalid).
-
-    Defined here because the dispatcher imports nothing from the portal; portal.config raises
-    the same class for every other setting.
-    """
 
 
 def socket_path_for(db_path: Path) -> Path:
@@ -95,19 +93,20 @@ def stop_embedded_redis(db_path: Path, save: bool = True) -> None:
 
 def may_embed(app: Flask) -> bool:
     """Only development and tests may start the embedded server for a missing REDIS_URL."""
-    return app.config.get("HOOKLINE_ENV") == "development" or app.testing
+    return get_settings(app).env == "development" or app.testing
 
 
 def init_app(app: Flask) -> None:
     """Resolve the Redis URL (starting the embedded server in development) and make a client."""
-    url = app.config.get("REDIS_URL")
+    settings = get_settings(app)
+    url = settings.redis_url
     if not url:
         if not may_embed(app):
             raise ConfigError(
                 "REDIS_URL must be set outside development (e.g. redis://redis-host:6379/0); "
                 "the embedded Redis is started only by HOOKLINE_ENV=development and tests"
             )
-        url = ensure_embedded_redis(Path(app.config["HOOKLINE_EMBEDDED_REDIS_PATH"]))
+        url = ensure_embedded_redis(settings.embedded_redis_path)
         app.config["REDIS_URL"] = url
     app.extensions[_EXTENSION] = redis.Redis.from_url(
         url,

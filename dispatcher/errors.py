@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 
+class ConfigError(RuntimeError):
+    """The settings cannot make a working app (a production setting is missing or invalid)."""
+
+
 class PublishError(ValueError):
     """The event was refused and nothing was written. `code` is stable for programs to test."""
 

@@ -11,12 +11,13 @@ import functools
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 import referencing.exceptions
 from flask import current_app, has_app_context
-from sqlalchemy import Row, insert, or_, select
+from sqlalchemy import Row, func, insert, or_, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -118,6 +119,34 @@ def validate(session: Session, tenant_id: str, event_type: str, data: Any) -> No
             ) from None
 
 
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+def check_idempotency_key(key: Any) -> str | None:
+    """The key (None for none), or InvalidIdempotencyKey unless it is non-blank text of at most
+    255 printable characters. The one rule: the API, the portal and the CLI apply it through
+    `publish()`, and the API's schema takes its length from here."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidIdempotencyKey("the idempotency key must be non-empty text")
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        raise InvalidIdempotencyKey(
+            f"the idempotency key must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters"
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class Published:
+    """What one publish did: the event, how many deliveries it has, and whether it was a
+    replay (its idempotency key matched an earlier event, so nothing new was written)."""
+
+    event: Event
+    deliveries: int
+    replayed: bool
+
+
 def publish(
     event_type: str,
     data: dict[str, Any],
@@ -131,11 +160,35 @@ def publish(
     The rows go into the caller's session (`db`, or Flask-SQLAlchemy's) and never commit by
     themselves: the caller's commit is what publishes, and the drain job is enqueued after it.
     A rollback leaves nothing. Raises a PublishError subclass, having written nothing, when the
-    event is refused.
+    event is refused. Returns the event (for a repeated idempotency key, the first one); see
+    `publish_outcome` for the delivery count and whether it was a repeat.
     """
-    event = _publish(event_type, data, tenant_id, idempotency_key, db, skip=None)
-    assert event is not None
-    return event
+    return publish_outcome(
+        event_type, data, tenant_id=tenant_id, idempotency_key=idempotency_key, db=db
+    ).event
+
+
+def publish_outcome(
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    tenant_id: str,
+    idempotency_key: str | None = None,
+    db: Session | None = None,
+) -> Published:
+    """`publish()`, telling what it did: the event, its delivery count and whether it was a
+    replay (what the API answers with, so the portal's services need not look again)."""
+    session = db if db is not None else store.db.session()
+    key = check_idempotency_key(idempotency_key)
+    validate(session, tenant_id, event_type, data)
+    digest = fingerprint(event_type, data)
+    if key is not None:
+        earlier = _earlier_event(session, tenant_id, key, digest)
+        if earlier is not None:
+            return Published(earlier, _delivery_count(session, earlier.id), replayed=True)
+    event, rows = _event_and_deliveries(session, event_type, data, tenant_id, key, digest)
+    _write(session, event, rows)
+    return Published(event, len(rows), replayed=False)
 
 
 def publish_about(
@@ -145,59 +198,63 @@ def publish_about(
     endpoints: telling an endpoint about itself could loop (a failure reported to the endpoint
     that fails). Same transaction rules as `publish`, but nothing is written (None) when no
     endpoint wants it: a tenant that does not listen should not store a row per failure."""
-    return _publish(event_type, data, tenant_id, None, None, skip=about, only_if_wanted=True)
+    session = store.db.session()
+    validate(session, tenant_id, event_type, data)
+    digest = fingerprint(event_type, data)
+    event, rows = _event_and_deliveries(
+        session, event_type, data, tenant_id, None, digest, skip=about
+    )
+    if not rows:
+        return None
+    _write(session, event, rows)
+    return event
 
 
-def _publish(
+def _earlier_event(session: Session, tenant_id: str, key: str, digest: str) -> Event | None:
+    """The tenant's event published with `key` before, if any; IdempotencyConflict when it was
+    published with another type or data."""
+    existing = session.scalar(
+        select(Event).where(Event.tenant_id == tenant_id, Event.idempotency_key == key)
+    )
+    if existing is not None and existing.fingerprint != digest:
+        raise IdempotencyConflict(f"idempotency key {key!r} was already used for a different event")
+    return existing
+
+
+def _delivery_count(session: Session, event_id: str) -> int:
+    query = select(func.count()).select_from(Delivery).where(Delivery.event_id == event_id)
+    return session.scalar(query) or 0
+
+
+def _event_and_deliveries(
+    session: Session,
     event_type: str,
     data: dict[str, Any],
     tenant_id: str,
     idempotency_key: str | None,
-    db: Session | None,
-    skip: str | None,
-    only_if_wanted: bool = False,
-) -> Event | None:
-    session = db if db is not None else store.db.session()
-    if idempotency_key is not None and (
-        not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255
-    ):
-        raise InvalidIdempotencyKey("the idempotency key must be text of 1 to 255 characters")
-    validate(session, tenant_id, event_type, data)
-    digest = fingerprint(event_type, data)
-
-    if idempotency_key is not None:
-        existing = session.scalar(
-            select(Event).where(
-                Event.tenant_id == tenant_id, Event.idempotency_key == idempotency_key
-            )
-        )
-        if existing is not None:
-            if existing.fingerprint != digest:
-                raise IdempotencyConflict(
-                    f"idempotency key {idempotency_key!r} was already used for a different event"
-                )
-            return existing
-
-    # Every read comes before the first write: on SQLite a transaction holds the database's one
-    # write lock from its first write to its commit, and workers wait for it.
+    digest: str,
+    skip: str | None = None,
+) -> tuple[Event, list[dict[str, Any]]]:
+    """The event to insert and one delivery row per active subscription that wants it (but
+    `skip`). Every read comes before the first write: on SQLite a transaction holds the
+    database's one write lock from its first write to its commit, and workers wait for it."""
     endpoints = Subscription.__table__.c
     subscriptions = session.execute(
         select(endpoints.id, endpoints.events, endpoints.data_filter).where(
             endpoints.tenant_id == tenant_id, endpoints.is_active.is_(True)
         )
     ).all()
-    # Core inserts: the ORM's unit of work cost more than the SQL itself here. The returned
-    # Event is a plain record of the row (not attached to the session).
-    values = {
-        "id": new_id("event"),
-        "tenant_id": tenant_id,
-        "type": event_type,
-        "data": data,
-        "idempotency_key": idempotency_key,
-        "fingerprint": digest,
-        "created_at": clock.now(),
-    }
-    event = Event(**values)
+    # A plain record of the row (Core insert, not attached to the session): the ORM's unit of
+    # work cost more than the SQL itself here.
+    event = Event(
+        id=new_id("event"),
+        tenant_id=tenant_id,
+        type=event_type,
+        data=data,
+        idempotency_key=idempotency_key,
+        fingerprint=digest,
+        created_at=clock.now(),
+    )
     rows = [
         {
             "tenant_id": tenant_id,
@@ -213,13 +270,16 @@ def _publish(
         and matches(event_filter or [], event_type)
         and data_filter_matches(sub_id, data_filter, data)
     ]
-    if only_if_wanted and not rows:
-        return None
-    session.execute(insert(Event.__table__), values)
+    return event, rows
+
+
+def _write(session: Session, event: Event, rows: list[dict[str, Any]]) -> None:
+    """Insert the event and its deliveries, and ask for a drain once the session commits."""
+    columns = ("id", "tenant_id", "type", "data", "idempotency_key", "fingerprint", "created_at")
+    session.execute(insert(Event.__table__), {name: getattr(event, name) for name in columns})
     if rows:
         session.execute(insert(Delivery.__table__), rows)
         request_drain(session)
-    return event
 
 
 def request_drain(session: Session, priority: bool = False) -> None:

@@ -13,11 +13,11 @@ import math
 from datetime import UTC, datetime
 
 import redis
-from flask import current_app
 from rq import Queue
 from rq.exceptions import DuplicateJobError
 
 from dispatcher.connection import get_redis
+from dispatcher.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ KICK_FLAG_TTL = 60  # seconds: a stale flag (job lost with its worker) blocks ki
 
 def queue_name(priority: bool = False) -> str:
     """Test events and manual retries go to the priority queue; everything else to deliveries."""
-    prefix = current_app.config["HOOKLINE_QUEUE_PREFIX"]
+    prefix = get_settings().queue_prefix
     return f"{prefix}-priority" if priority else f"{prefix}-deliveries"
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from dispatcher import claims, clock, health, http, queues
 from dispatcher.concurrency import EndpointLimits
 from dispatcher.outcomes import Outcome, record
+from dispatcher.settings import get_settings
 from dispatcher.ssrf import Target
 from dispatcher.store import db
 
@@ -118,7 +119,7 @@ class Sender:
             self._per_endpoint[subscription_id] -= 1
             if not self._per_endpoint[subscription_id]:
                 del self._per_endpoint[subscription_id]
-            ceiling = self.app.config["HOOKLINE_ENDPOINT_CONCURRENCY"]
+            ceiling = get_settings(self.app).endpoint_concurrency
             self.limits.observe(subscription_id, outcome.response, started, ceiling)
             retry_after = outcome.response.retry_after
             if retry_after:
@@ -157,7 +158,7 @@ class Sender:
 
     def room(self, subscription_id: str) -> int:
         """How many more sends the endpoint's adaptive limit allows from this process now."""
-        ceiling = self.app.config["HOOKLINE_ENDPOINT_CONCURRENCY"]
+        ceiling = get_settings(self.app).endpoint_concurrency
         with self._lock:
             limit = self.limits.limit(subscription_id, ceiling)
             return limit - self._per_endpoint.get(subscription_id, 0)
@@ -236,7 +237,7 @@ class Sender:
         429 may have ended by then, and RQ's scheduler (the durable fallback, queued by
         `record`) moves jobs only once a second, which kept a paused endpoint waiting up to
         two seconds longer than it asked."""
-        cap = health.pause_cap(self.app.config["HOOKLINE_RETRY_SCHEDULE"])
+        cap = health.pause_cap(get_settings(self.app).retry_schedule)
         for outcome in batch:
             retry_after = outcome.response.retry_after if outcome.response else None
             subscription_id = outcome.claim.subscription_id
@@ -315,8 +316,8 @@ def sender(app: Flask) -> Sender:
     """The process's sender for `app`, made on first use (and anew for another app or other
     sizes, once the old one has recorded everything)."""
     global _sender
-    working = app.config["HOOKLINE_WORKER_CONCURRENCY"]
-    slow_capacity = app.config["HOOKLINE_SLOW_SEND_CAPACITY"]
+    settings = get_settings(app)
+    working, slow_capacity = settings.worker_concurrency, settings.slow_send_capacity
     with _sender_lock:
         old = _sender
         if old is not None and (old.app, old.working, old.slow_capacity) == (

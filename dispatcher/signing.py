@@ -48,7 +48,12 @@ PUBLIC_KEY_PREFIX = "whpk_"
 HMAC, ED25519 = "hmac", "ed25519"
 SCHEMES = (HMAC, ED25519)
 MAX_OLD_SECRETS = 10
+# How long a rotated-out key keeps signing: the one rule the API schema, the service and the
+# portal's form take their bounds and default from.
+DEFAULT_GRACE = timedelta(hours=24)
 MAX_GRACE = timedelta(days=7)
+MAX_GRACE_SECONDS = int(MAX_GRACE.total_seconds())
+GRACE_BOUNDS_TEXT = f"between 0 and {MAX_GRACE_SECONDS} (7 days)"
 
 
 @dataclass(frozen=True)
@@ -250,13 +255,18 @@ def valid_secrets(stored: list[StoredSecret], now: datetime) -> list[StoredSecre
     return [s for s in stored if s.expires_at is None or s.expires_at > now]
 
 
+def grace_allowed(grace: timedelta) -> bool:
+    """Whether an old key may keep signing for `grace` after a rotation (0 to 7 days)."""
+    return timedelta(0) <= grace <= MAX_GRACE
+
+
 def rotated(
     stored: list[StoredSecret], new_secret: str, grace: timedelta, now: datetime
 ) -> list[StoredSecret]:
     """The secrets after a rotation: `new_secret` becomes primary, the old primary signs on
     for `grace`, secrets already past their grace are dropped, and at most ten old ones stay."""
-    if grace < timedelta(0) or grace > MAX_GRACE:
-        raise ValueError("the grace period must be between 0 seconds and 7 days")
+    if not grace_allowed(grace):
+        raise ValueError(f"the grace period in seconds must be {GRACE_BOUNDS_TEXT}")
     old: list[StoredSecret] = []
     for item in stored:
         expires_at = now + grace if item.expires_at is None else min(item.expires_at, now + grace)

@@ -13,9 +13,8 @@ import math
 import time
 from collections.abc import Mapping
 
-from flask import current_app
-
 from dispatcher.connection import get_redis
+from dispatcher.settings import get_settings
 
 MIN_RATE_LIMIT = 1
 MAX_RATE_LIMIT = 10_000  # deliveries per second; a receiver faster than this needs no limit
@@ -53,7 +52,7 @@ def take(wanted: Mapping[str, tuple[int, int]]) -> dict[str, tuple[int, float]]:
     if not wanted:
         return {}
     connection = get_redis()
-    prefix = current_app.config["HOOKLINE_QUEUE_PREFIX"]
+    prefix = get_settings().queue_prefix
     script = connection.register_script(_TAKE)
     now = time.time()
     with connection.pipeline(transaction=False) as pipe:

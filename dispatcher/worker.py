@@ -17,10 +17,11 @@ from rq import SimpleWorker
 
 from dispatcher import maintenance, queues, sending
 from dispatcher.connection import get_redis
+from dispatcher.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-MAINTENANCE_LOCK = "hookline:maintenance-lock"
+MAINTENANCE_LOCK = "maintenance-lock"  # under HOOKLINE_QUEUE_PREFIX, like every Redis key
 # At SIGTERM, sends in flight get this long to finish; the rest are given back to the fleet.
 HAND_BACK_SECONDS = 2.0
 
@@ -40,11 +41,12 @@ class _Worker(SimpleWorker):
 
 def _maintenance_loop(app: Flask, stop: threading.Event) -> None:
     """Run the periodic jobs every sweep interval, one worker in the fleet at a time."""
-    interval = app.config["HOOKLINE_SWEEP_INTERVAL"]
+    settings = get_settings(app)
+    interval = settings.sweep_interval
+    lock = f"{settings.queue_prefix}:{MAINTENANCE_LOCK}"
     while not stop.wait(interval):
         with app.app_context():
             try:
-                lock = f"{app.config['HOOKLINE_QUEUE_PREFIX']}:{MAINTENANCE_LOCK}"
                 if get_redis().set(lock, "1", nx=True, ex=max(1, interval - 1)):
                     maintenance.run_all()
             except Exception:  # keep the loop alive through Redis or database outages

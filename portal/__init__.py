@@ -10,15 +10,15 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from dispatcher.settings import get_settings
+from dispatcher.version import VERSION as __version__
 from portal import database  # noqa: F401  (registers the SQLite engine hooks)
 from portal.config import engine_options, load_config
 from portal.extensions import db, migrate
 from portal.hookline import Hookline
 from portal.schema import MIGRATIONS
 
-__all__ = ["Hookline", "create_app"]
-
-__version__ = "0.1.0"
+__all__ = ["Hookline", "__version__", "create_app"]
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -46,17 +46,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
 
-    if app.config["HOOKLINE_TRUSTED_PROXIES"]:
-        # Behind N proxies, take the client address and scheme from their X-Forwarded-* headers,
-        # so login throttling counts real clients rather than the proxy.
-        hops = app.config["HOOKLINE_TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
-
     security.init_app(app)
     app.register_blueprint(health.bp)
     metrics.init_app(app)
     # The standalone app is Hookline's first host: its own database, users and sign-in page.
+    # Mounting it reads the settings (dispatcher/settings.py).
     Hookline().init_app(app, db=db, url_prefix="")
+
+    hops = get_settings(app).trusted_proxies
+    if hops:
+        # Behind N proxies, take the client address and scheme from their X-Forwarded-* headers,
+        # so login throttling counts real clients rather than the proxy.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     # Service mode, for a platform that runs Hookline beside it: the operator API.
     operator_api.init_app(app)
     return app

@@ -27,6 +27,13 @@ def _endpoint_schema(properties: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def group_of(name: str) -> str:
+    """An event type's group: the part of its name before the first dot (`invoice.paid` →
+    `invoice`). The catalog, the picker, the `group.*` filter check and custom types all ask
+    this one function."""
+    return name.split(".", 1)[0]
+
+
 @dataclass(frozen=True)
 class StandardEventType:
     """One standard event type: its name, when it fires, an example payload and an optional schema.
@@ -42,8 +49,8 @@ class StandardEventType:
 
     @property
     def group(self) -> str:
-        """The catalog group, i.e. the part of ``name`` before the first dot."""
-        return self.name.split(".", 1)[0]
+        """The catalog group (see `group_of`)."""
+        return group_of(self.name)
 
 
 GROUP_LABELS: dict[str, str] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 from flask import Flask
@@ -10,12 +11,11 @@ from flask.cli import AppGroup
 
 from dispatcher import keys, maintenance, queues
 from dispatcher import worker as dispatcher_worker
-from dispatcher.errors import PublishError
-from dispatcher.publishing import publish
 from dispatcher.store import db
+from portal.cli_common import fail, unit_of_work
 from portal.operator_cli import operator_keys_cli
-from portal.services import NotFound, ServiceError, accounts, event_types
-from portal.services import subscriptions as subscription_service
+from portal.services import accounts, demo, event_types, events
+from portal.services.demo import DEMO_EMAIL, DEMO_PASSWORD
 
 tenants_cli = AppGroup("tenants", help="Manage tenants.")
 users_cli = AppGroup("users", help="Manage tenant admins.")
@@ -26,25 +26,13 @@ catalog_cli = AppGroup("event-types", help="The event-type catalog.")
 secrets_cli = AppGroup("secrets", help="Signing secrets stored encrypted at rest.")
 hookline_cli = AppGroup("hookline", help="Hookline's commands inside a host app.")
 
-DEMO_TENANT = "Demo Tenant"
-DEMO_EMAIL = "admin@demo.hookline.test"
-DEMO_PASSWORD = "hookline-demo"
-
-
-def _fail(message: str) -> None:
-    db.session.rollback()
-    raise click.ClickException(message)
-
 
 @tenants_cli.command("create")
 @click.argument("name")
 def create_tenant(name: str) -> None:
     """Create a tenant; prints its id as the last line."""
-    try:
+    with unit_of_work():
         tenant = accounts.create_tenant(name)
-    except ServiceError as exc:
-        _fail(exc.message)
-    db.session.commit()
     click.echo(tenant.id)
 
 
@@ -54,11 +42,8 @@ def create_tenant(name: str) -> None:
 @click.argument("email")
 def create_user(tenant_id: str, password: str, email: str) -> None:
     """Create a tenant admin who can sign in to the portal."""
-    try:
+    with unit_of_work():
         user = accounts.create_user(tenant_id, email, password)
-    except (ServiceError, NotFound) as exc:
-        _fail(str(exc))
-    db.session.commit()
     click.echo(user.id)
 
 
@@ -67,11 +52,8 @@ def create_user(tenant_id: str, password: str, email: str) -> None:
 @click.option("--name", default="default", show_default=True)
 def create_api_key(tenant_id: str, name: str) -> None:
     """Create an API key; prints the key (shown only once) as the last line."""
-    try:
+    with unit_of_work():
         row, key = accounts.create_api_key(tenant_id, name)
-    except (ServiceError, NotFound) as exc:
-        _fail(str(exc))
-    db.session.commit()
     click.echo(f"created {row.prefix}… ({row.id}); store this key now, it is not shown again:")
     click.echo(key)
 
@@ -82,26 +64,30 @@ def create_api_key(tenant_id: str, name: str) -> None:
 @click.argument("event_type")
 @click.argument("data")
 def publish_event(tenant_id: str, idempotency_key: str | None, event_type: str, data: str) -> None:
-    """Publish an event from the shell; prints its id."""
-    try:
+    """Publish an event from the shell; prints its id (with an idempotency key used before for
+    the same event, the first event's). The rules are the API's: the same service decides."""
+    with unit_of_work():
         accounts.get_tenant(tenant_id)
-        payload = json.loads(data)
-        event = publish(event_type, payload, tenant_id=tenant_id, idempotency_key=idempotency_key)
-        db.session.commit()
+        published = events.publish_event(
+            tenant_id, event_type, _json_argument(data), idempotency_key
+        )
+    click.echo(published.event.id)
+
+
+def _json_argument(data: str) -> Any:
+    try:
+        return json.loads(data)
     except json.JSONDecodeError as exc:
-        _fail(f"DATA is not valid JSON: {exc}")
+        fail(f"DATA is not valid JSON: {exc}")
     except RecursionError:
-        _fail("DATA is nested too deeply")
-    except (PublishError, NotFound) as exc:
-        _fail(str(exc))
-    click.echo(event.id)
+        fail("DATA is nested too deeply")
 
 
 @catalog_cli.command("sync")
 def sync_catalog() -> None:
     """Add or update the standard event types (idempotent)."""
-    changed = event_types.sync_standard_types()
-    db.session.commit()
+    with unit_of_work():
+        changed = event_types.sync_standard_types()
     click.echo(f"{changed} event types added or updated")
 
 
@@ -109,27 +95,8 @@ def sync_catalog() -> None:
 @click.option("--endpoint-url", default=None, help="Add a demo endpoint pointing here.")
 def demo_seed(endpoint_url: str | None) -> None:
     """Create the demo tenant and admin (and an endpoint); safe to run again."""
-    from sqlalchemy import select
-
-    from portal.models import Subscription, Tenant, User
-
-    event_types.sync_standard_types()
-    user = db.session.scalar(select(User).where(User.email == DEMO_EMAIL))
-    if user is None:
-        tenant = db.session.scalar(select(Tenant).where(Tenant.name == DEMO_TENANT))
-        tenant = tenant or accounts.create_tenant(DEMO_TENANT)
-        user = accounts.create_user(tenant.id, DEMO_EMAIL, DEMO_PASSWORD)
-    tenant_id = user.tenant_id
-    if endpoint_url and not db.session.scalar(
-        select(Subscription.id).where(Subscription.tenant_id == tenant_id)
-    ):
-        try:
-            subscription_service.create(
-                tenant_id, url=endpoint_url, events=["*"], description="Demo receiver"
-            )
-        except ServiceError as exc:
-            _fail(f"demo endpoint: {exc.message}")
-    db.session.commit()
+    with unit_of_work():
+        tenant_id = demo.seed(endpoint_url)
     click.echo(f"tenant: {tenant_id}")
     click.echo(f"login:  {DEMO_EMAIL} / {DEMO_PASSWORD}")
 
@@ -158,12 +125,12 @@ def reencrypt_secrets(batch_size: int) -> None:
         for subscription_id in report.contended:
             click.echo(f"  {subscription_id}")
     if report.unreadable:
-        _fail(
+        fail(
             "no configured key decrypts the secrets listed as unreadable; keep every old key "
             "until they are recovered (add the key that encrypted them and run again)"
         )
     if report.contended:
-        _fail("some secrets changed during the run; run it again")
+        fail("some secrets changed during the run; run it again")
 
 
 @click.command("worker")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, current_app, g
@@ -28,7 +27,6 @@ from flask_sqlalchemy import SQLAlchemy
 
 import dispatcher
 from dispatcher.store import db
-from portal.config import host_settings
 from portal.extensions import csrf, login_manager
 from portal.models import Tenant
 
@@ -60,19 +58,18 @@ class Hookline:
         are written through its session. `current_tenant()` names the tenant of the request
         (None: not signed in, sent to `login_url`); without it, the portal has its own users
         and sign-in page (the standalone app). Settings come from `app.config` (`REDIS_URL`,
-        `HOOKLINE_*`), then the environment, with the standalone app's defaults and guards."""
+        `HOOKLINE_*`), then the environment, with the standalone app's defaults and guards
+        (dispatcher/settings.py); production also needs the app's SECRET_KEY and database."""
         from portal import api, cli, ui
 
         if current_tenant is not None and not login_url:
             raise ValueError("Hookline.init_app: current_tenant needs a login_url to send to")
-        instance = Path(app.config.get("HOOKLINE_INSTANCE_PATH") or app.instance_path)
-        app.config.update(host_settings(app.config, os.environ, instance))
+        dispatcher.init_app(app, db=db, also_required=_host_requirements(app))
         app.extensions[EXTENSION] = _Mount(current_tenant, login_url, url_prefix)
         if current_tenant is None:
             # Hookline's own users sign in (the standalone app): its login, app-wide CSRF.
             csrf.init_app(app)
             login_manager.init_app(app)
-        dispatcher.init_app(app, db=db)
         api.init_app(app, url_prefix=api_prefix)
         ui.init_app(app, url_prefix=url_prefix)
         cli.init_app(app)
@@ -86,6 +83,15 @@ class Hookline:
         from portal.services import accounts
 
         return accounts.ensure_tenant(tenant_id, name)
+
+
+def _host_requirements(app: Flask) -> dict[str, bool]:
+    """Whether the app has what production needs beside Hookline's own settings: a SECRET_KEY
+    and a database (its own config, else the environment the standalone app reads)."""
+    environ = os.environ
+    secret = str(app.config.get("SECRET_KEY") or environ.get("SECRET_KEY") or "").strip()
+    database = app.config.get("SQLALCHEMY_DATABASE_URI") or environ.get("DATABASE_URL")
+    return {"SECRET_KEY": bool(secret), "DATABASE_URL": bool(str(database or "").strip())}
 
 
 def _exempt_api_from_host_csrf(app: Flask) -> None:

@@ -32,6 +32,7 @@ import dispatcher.metrics  # noqa: F401  (defines the counters, so a scrape show
 from dispatcher import clock, health, queues
 from dispatcher.claims import due_filter
 from dispatcher.health import STATES
+from dispatcher.states import DeliveryStatus
 from dispatcher.store import db
 from portal.models import Delivery, Subscription
 from portal.services import stats
@@ -82,7 +83,7 @@ class OutboxCollector(Collector):
             OVERDUE_AFTER, timedelta(seconds=4 * current_app.config["HOOKLINE_SWEEP_INTERVAL"])
         )
         oldest = db.session.scalar(select(func.min(Delivery.next_attempt_at)).where(*due))
-        in_flight = (Delivery.status == "pending", Delivery.lease_expires_at >= now)
+        in_flight = (Delivery.status == DeliveryStatus.PENDING, Delivery.lease_expires_at >= now)
         figures = [
             (
                 "hookline_deliveries_due",

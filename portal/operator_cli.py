@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from dispatcher.store import db
-from portal.services import NotFound, ServiceError
+from portal.cli_common import unit_of_work
 from portal.services import operator as service
 
 operator_keys_cli = AppGroup("operator-keys", help="Keys for the operator API (service mode).")
@@ -16,12 +15,8 @@ operator_keys_cli = AppGroup("operator-keys", help="Keys for the operator API (s
 @click.option("--name", required=True, help="Who or what uses the key, e.g. 'platform-prod'.")
 def create_operator_key(name: str) -> None:
     """Create an operator key; prints the key (shown only once) as the last line."""
-    try:
+    with unit_of_work():
         row, key = service.create_operator_key(name)
-    except ServiceError as exc:
-        db.session.rollback()
-        raise click.ClickException(exc.message) from None
-    db.session.commit()
     click.echo(f"created {row.prefix}… ({row.id}); store this key now, it is not shown again:")
     click.echo(key)
 
@@ -39,10 +34,6 @@ def list_operator_keys() -> None:
 @click.argument("key_id")
 def revoke_operator_key(key_id: str) -> None:
     """Revoke a stored operator key by its id (opk_…); it stops working at once."""
-    try:
+    with unit_of_work():
         row = service.revoke_operator_key(key_id)
-    except NotFound as exc:
-        db.session.rollback()
-        raise click.ClickException(str(exc)) from None
-    db.session.commit()
     click.echo(f"revoked {row.id}")

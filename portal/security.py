@@ -9,7 +9,9 @@ browser to HTTPS on localhost.
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
+
+from dispatcher.settings import get_settings
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -40,7 +42,7 @@ def add_security_headers(response: Response) -> Response:
     """Set the headers a view did not set itself; keep pages with secrets out of caches."""
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
-    if current_app.config.get("HOOKLINE_ENV") == "production":
+    if get_settings().production:
         response.headers.setdefault("Strict-Transport-Security", HSTS)
     # Pages and API answers can hold signing secrets and tenant data: no shared or disk cache.
     if request.endpoint not in STATIC_ENDPOINTS and "Cache-Control" not in response.headers:

@@ -13,10 +13,10 @@ import pytest
 from click.testing import Result
 from sqlalchemy import func, select
 
-from portal.cli import DEMO_EMAIL, DEMO_PASSWORD, DEMO_TENANT
 from portal.extensions import db
 from portal.models import Delivery, Event, EventType, Subscription, Tenant, User
 from portal.services import accounts
+from portal.services.demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_TENANT
 from tests.factories import make_subscription, make_tenant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +77,12 @@ def test_tenants_create_prints_the_new_id_as_the_last_line(cli) -> None:
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("   ", "must not be empty"), ("x" * 201, "at most 200"), ("bad\x07name", "control")],
+    [
+        ("   ", "must not be empty"),
+        ("x" * 201, "at most 200"),
+        ("bad\x07name", "control"),
+        ("\u202eevil", "control"),  # a one-line text field of the API refuses it too
+    ],
 )
 def test_tenants_create_refuses_a_bad_name(cli, name: str, message: str) -> None:
     assert_one_line_error(cli("tenants", "create", name), message)
@@ -130,6 +135,23 @@ def test_users_create_refuses_a_short_password(cli) -> None:
     result = cli("users", "create", "--tenant", tenant.id, "a@example.com", "--password", "short")
 
     assert_one_line_error(result, "at least 8 characters")
+    assert _count(User) == 0
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "message"),
+    [
+        ("a@example.com", "x" * 1025, "at most 1024 characters"),
+        ("a@example.com", "nul\x00byte-password", "NUL"),
+        ("a\u200b@example.com", "long-enough", "valid email"),
+    ],
+)
+def test_users_create_refuses_what_the_operator_api_refuses(cli, email, password, message):
+    tenant = make_tenant()
+
+    result = cli("users", "create", "--tenant", tenant.id, email, "--password", password)
+
+    assert_one_line_error(result, message)
     assert _count(User) == 0
 
 
@@ -259,6 +281,23 @@ def test_events_publish_refuses_a_reused_idempotency_key(cli) -> None:
 
     assert_one_line_error(cli(*args, '{"user_id": "usr_2"}'), "already used")
     assert _count(Event) == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("   ", "must be non-empty text"),
+        ("tab\there", "printable characters"),
+        ("nul\x00byte", "printable characters"),
+        ("k" * 256, "at most 255 printable characters"),
+    ],
+)
+def test_events_publish_refuses_an_idempotency_key_the_api_refuses(cli, key, message) -> None:
+    tenant = make_tenant()
+    args = ("events", "publish", "--tenant", tenant.id, "--idempotency-key", key)
+
+    assert_one_line_error(cli(*args, "invoice.created", "{}"), message)
+    assert _count(Event) == 0
 
 
 # --- event-types sync -------------------------------------------------------------------------

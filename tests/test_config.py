@@ -1,8 +1,11 @@
-"""Settings: DESIGN's "Exact names" defaults, generated keys kept in instance/, and the refusal
-to run production without its keys and servers (no embedded Redis is ever started there)."""
+"""Settings: the documented defaults, generated keys kept in instance/, the refusal to run
+production without its keys and servers (no embedded Redis is ever started there), and one
+table of settings (dispatcher/settings.py) that docs/operations.md documents row for row."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import stat
 from pathlib import Path
 
@@ -10,8 +13,9 @@ import pytest
 from cryptography.fernet import Fernet
 from flask import Flask, session
 
-from dispatcher import connection
+from dispatcher import connection, settings
 from dispatcher.connection import get_redis
+from portal import config as portal_config
 from portal import create_app
 from portal.config import ConfigError, load_config
 from portal.extensions import db
@@ -19,6 +23,7 @@ from portal.services import ServiceError
 from portal.services import subscriptions as subscription_service
 from tests.factories import make_tenant
 
+ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_KEYS = ("SECRET_KEY", "HOOKLINE_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL")
 
 
@@ -44,6 +49,7 @@ def test_defaults_match_the_design_with_no_environment(tmp_path: Path) -> None:
     assert config["HOOKLINE_RETRY_SCHEDULE"] == [300, 3600, 21600]
     assert config["HOOKLINE_DELIVERY_TIMEOUT"] == 15
     assert config["HOOKLINE_CONNECT_TIMEOUT"] == 5
+    assert config["HOOKLINE_DRAIN_BUDGET"] == 10  # a constant, mirrored for old readers
     assert config["HOOKLINE_ALLOW_PRIVATE_TARGETS"] is True
     assert config["HOOKLINE_HTTPS_ONLY"] is False
     assert config["HOOKLINE_MAX_PAYLOAD_BYTES"] == 262144
@@ -100,6 +106,8 @@ def test_every_setting_is_read_from_its_environment_variable(tmp_path: Path) -> 
             "HOOKLINE_MAX_PAYLOAD_BYTES": "1024",
             "HOOKLINE_RETENTION_DAYS": "7",
             "HOOKLINE_DISABLE_AFTER_SECONDS": "3600",
+            "HOOKLINE_CONNECT_TIMEOUT": "2",
+            "HOOKLINE_LOGIN_MAX_FAILURES": "9",
         },
         tmp_path,
     )
@@ -113,6 +121,8 @@ def test_every_setting_is_read_from_its_environment_variable(tmp_path: Path) -> 
     assert config["HOOKLINE_MAX_PAYLOAD_BYTES"] == 1024
     assert config["HOOKLINE_RETENTION_DAYS"] == 7
     assert config["HOOKLINE_DISABLE_AFTER_SECONDS"] == 3600
+    assert config["HOOKLINE_CONNECT_TIMEOUT"] == 2
+    assert config["HOOKLINE_LOGIN_MAX_FAILURES"] == 9
 
 
 @pytest.mark.parametrize(
@@ -322,13 +332,18 @@ def test_create_app_refuses_production_without_redis_url(
     )
 
 
+def _with_settings(app: Flask, tmp_path: Path, **changes) -> Flask:
+    """`app` with Hookline's settings read (the defaults), then `changes` made to them."""
+    read = settings.build({}, {}, tmp_path)
+    app.extensions[settings.EXTENSION] = dataclasses.replace(read, **changes)
+    return app
+
+
 @pytest.mark.usefixtures("no_embedded_redis")
-@pytest.mark.parametrize("env", [None, "production"])
-def test_only_development_and_tests_start_the_embedded_redis(env: str | None) -> None:
-    # A host app that mounts the dispatcher without load_config() gets the same refusal.
-    host = Flask("host")
-    if env:
-        host.config["HOOKLINE_ENV"] = env
+def test_only_development_and_tests_start_the_embedded_redis(tmp_path: Path) -> None:
+    # Production never gets this far without REDIS_URL (its settings refuse to be read), but the
+    # connection refuses on its own too.
+    host = _with_settings(Flask("host"), tmp_path, env="production")
 
     with pytest.raises(ConfigError, match="REDIS_URL must be set outside development"):
         connection.init_app(host)
@@ -336,10 +351,10 @@ def test_only_development_and_tests_start_the_embedded_redis(env: str | None) ->
     assert "hookline.redis" not in host.extensions
 
 
-def test_development_and_tests_may_start_the_embedded_redis() -> None:
-    development, testing = Flask("dev"), Flask("tests")
-    development.config["HOOKLINE_ENV"] = "development"
-    testing.config.update(HOOKLINE_ENV="production", TESTING=True)
+def test_development_and_tests_may_start_the_embedded_redis(tmp_path: Path) -> None:
+    development = _with_settings(Flask("dev"), tmp_path)
+    testing = _with_settings(Flask("tests"), tmp_path, env="production")
+    testing.config["TESTING"] = True
 
     assert connection.may_embed(development)
     assert connection.may_embed(testing)
@@ -399,3 +414,61 @@ def test_an_empty_key_file_is_replaced_by_a_new_key(tmp_path):
     config = load_config({}, tmp_path)
     assert len(config["SECRET_KEY"]) >= 32
     assert (tmp_path / "secret_key").read_text().strip() == config["SECRET_KEY"]
+
+
+def test_the_settings_object_has_one_typed_attribute_per_row_of_the_table() -> None:
+    attributes = [field.name for field in dataclasses.fields(settings.Settings)]
+
+    assert attributes == [row.attribute for row in settings.SETTINGS]
+    assert len({row.name for row in settings.SETTINGS}) == len(settings.SETTINGS)
+
+
+def test_the_app_reads_its_settings_once_into_a_frozen_object(app) -> None:
+    read = settings.get_settings(app)
+
+    assert read.retry_schedule == (300, 3600, 21600)  # tests/conftest.py's TEST_CONFIG
+    assert read.queue_prefix == app.config["HOOKLINE_QUEUE_PREFIX"]
+    assert read.https_only is False
+    assert read.embedded_redis_path == Path(app.instance_path) / "redis.db"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        read.retry_schedule = ()  # type: ignore[misc]
+
+
+def test_a_config_value_wins_over_the_environment_and_text_is_parsed(tmp_path: Path) -> None:
+    environ = {"HOOKLINE_DELIVERY_TIMEOUT": "7", "HOOKLINE_SWEEP_INTERVAL": "30"}
+    config = {"HOOKLINE_DELIVERY_TIMEOUT": 3, "HOOKLINE_RETRY_SCHEDULE": "60, 120"}
+
+    read = settings.build(config, environ, tmp_path)
+
+    assert read.delivery_timeout == 3
+    assert read.sweep_interval == 30
+    assert read.retry_schedule == (60, 120)
+
+
+def test_a_python_value_in_the_config_gets_the_same_checks_as_text(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="HOOKLINE_DELIVERY_TIMEOUT must be at least 1"):
+        settings.build({"HOOKLINE_DELIVERY_TIMEOUT": 0}, {}, tmp_path)
+
+
+def _documented_settings() -> dict[str, list[str]]:
+    """docs/operations.md's settings table: name → (default, production, meaning); the first
+    cell may name an alias too: `NAME` (or `ALIAS`)."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    section = text.split("### Settings", 1)[1].split("\n#", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        names = re.findall(r"`([A-Z_]+)`", cells[0]) if line.startswith("| `") else []
+        if names:
+            rows[" ".join(names)] = cells[1:]
+    return rows
+
+
+def test_every_setting_is_documented_once_in_operations_md_as_the_table_says() -> None:
+    table = [*portal_config.STANDALONE_SETTINGS, *settings.SETTINGS]
+    expected = {
+        " ".join(filter(None, (row.name, row.alias))): [row.default, row.production, row.doc]
+        for row in table
+    }
+
+    assert _documented_settings() == expected

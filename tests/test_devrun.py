@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from portal.devrun import port_is_free
+from devtools.devrun import port_is_free
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = 180.0  # generous: other test runs may share the two cores
@@ -109,7 +109,7 @@ def devrun_env(tmp_path):
 
 def _start(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
     launcher = (
-        "import sys; from pathlib import Path; from portal.devrun import main; "
+        "import sys; from pathlib import Path; from devtools.devrun import main; "
         "sys.exit(main([], instance=Path(sys.argv[1])))"
     )
     return subprocess.Popen(

@@ -17,6 +17,7 @@ from portal.extensions import db
 from portal.models import Subscription
 from portal.services import subscriptions as service
 from tests.factories import make_subscription, make_tenant
+from tests.support import configure
 
 
 @pytest.fixture
@@ -31,8 +32,7 @@ def use_keys(app, monkeypatch):
     """Reconfigure the running app's keys, newest first, as a redeploy with new settings would."""
 
     def use(*configured: str) -> None:
-        monkeypatch.setitem(app.config, "HOOKLINE_ENCRYPTION_KEYS", configured)
-        monkeypatch.setitem(app.config, "HOOKLINE_ENCRYPTION_KEY", configured[0])
+        configure(app, HOOKLINE_ENCRYPTION_KEYS=configured, HOOKLINE_ENCRYPTION_KEY=configured[0])
 
     return use
 

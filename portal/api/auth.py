@@ -27,14 +27,22 @@ def current_tenant_id() -> str:
     return g.hookline_tenant_id
 
 
-def _unauthorized(detail: str) -> Response:
+def unauthorized(detail: str, realm: str = "hookline") -> Response:
+    """The 401 problem, with the bearer challenge for `realm`."""
     return problem(
         401,
         "unauthorized",
         "Authentication required",
         detail,
-        headers={"WWW-Authenticate": 'Bearer realm="hookline"'},
+        headers={"WWW-Authenticate": f'Bearer realm="{realm}"'},
     )
+
+
+def bearer_token() -> str | None:
+    """The token of `Authorization: Bearer <token>`, or None when there is none."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 def _host_session() -> Response | None:
@@ -43,7 +51,7 @@ def _host_session() -> Response | None:
     portal's CSRF token in `X-CSRFToken`, as a cookie alone proves nothing about who sent it."""
     tenant_id = request_tenant_id()
     if tenant_id is None:
-        return _unauthorized(
+        return unauthorized(
             "Send an API key as 'Authorization: Bearer <key>', or sign in to the host app."
         )
     if request.method in _BODY_METHODS or request.method == "DELETE":
@@ -60,13 +68,12 @@ def authenticate() -> Response | None:
     or answer 401."""
     if "Authorization" not in request.headers and mount().embedded:
         return _host_session()
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return _unauthorized("Send an API key as 'Authorization: Bearer <key>'.")
+    token = bearer_token()
+    if token is None:
+        return unauthorized("Send an API key as 'Authorization: Bearer <key>'.")
     key = accounts.api_key_for(token)
     if key is None:
-        return _unauthorized("The API key is not valid or has been revoked.")
+        return unauthorized("The API key is not valid or has been revoked.")
     g.hookline_tenant_id = key.tenant_id
     history = inspect(key).attrs.last_used_at.history
     previous = history.deleted[0] if history.deleted else None

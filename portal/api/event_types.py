@@ -34,15 +34,7 @@ class EventTypes(MethodView):
         Standard and custom types that are not archived, by name. The cursor is the last name
         of the previous page.
         """
-        cursor = args.get("cursor")
-        rows = [
-            row
-            for row in event_types.list_types(current_tenant_id())
-            if not cursor or row.name > cursor
-        ]
-        items = rows[: args["limit"]]
-        more = len(rows) > len(items)
-        return Page(items=items, next_cursor=items[-1].name if more else None)
+        return event_types.page_types(current_tenant_id(), args["limit"], args.get("cursor"))
 
     @blp.arguments(EventTypeCreateArgs)
     @blp.response(201, EventTypeSchema)

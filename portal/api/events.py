@@ -43,15 +43,16 @@ class Events(MethodView):
         `Idempotency-Key`, a repeat of the same type and data returns the first event (and
         queues nothing); the same key with a different body is a 409.
         """
-        event, count, created = service.publish_event(
+        published = service.publish_event(
             current_tenant_id(), body["type"], body["data"], idempotency.get("idempotency_key")
         )
         db.session.commit()
+        event = published.event
         headers = {
             "Location": url_for(".Event", event_id=event.id),
-            "Idempotent-Replayed": "false" if created else "true",
+            "Idempotent-Replayed": "true" if published.replayed else "false",
         }
-        return Extended(event, deliveries=count), 202, headers
+        return Extended(event, deliveries=published.deliveries), 202, headers
 
     @blp.arguments(EventListArgs, location="query", unknown=RAISE)
     @blp.response(200, EventPage)

@@ -15,14 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint as FlaskBlueprint
-from flask import Flask, Response, g, request, url_for
+from flask import Flask, Response, g, url_for
 from flask.views import MethodView
 from flask_smorest import Api, Blueprint
 from marshmallow import RAISE
 
 from dispatcher.store import db
 from portal.api import converters, errors, meta
-from portal.api.auth import check_body
+from portal.api.auth import bearer_token, check_body, unauthorized
 from portal.api.base import BODY_ERRORS, COMMON_ERRORS
 from portal.api.operator_schemas import (
     AdminCreateArgs,
@@ -41,12 +41,13 @@ from portal.hookline import EXTENSION, mount
 from portal.services import accounts
 from portal.services import operator as service
 from portal.services.operator import Operator
-from portal.services.paging import Page, check_cursor
+from portal.services.paging import Page
 
 log = logging.getLogger(__name__)
 
 OPERATOR_PREFIX = "/api/v1/operator"
 SECURITY = [{"operatorKey": []}]
+REALM = "hookline-operator"
 
 blp = Blueprint(
     "Operator",
@@ -75,26 +76,15 @@ def _audit(action: str, tenant_id: str, what: str = "") -> None:
     log.info("operator %s %s tenant %s %s", current_operator().key_id, action, tenant_id, what)
 
 
-def _unauthorized(detail: str) -> Response:
-    return errors.problem(
-        401,
-        "unauthorized",
-        "Authentication required",
-        detail,
-        headers={"WWW-Authenticate": 'Bearer realm="hookline-operator"'},
-    )
-
-
 @blp.before_request
 def authenticate() -> Response | None:
     """Resolve `Authorization: Bearer <operator key>`, or answer 401."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return _unauthorized("Send an operator key as 'Authorization: Bearer <key>'.")
+    token = bearer_token()
+    if token is None:
+        return unauthorized("Send an operator key as 'Authorization: Bearer <key>'.", REALM)
     operator = service.operator_for(token)
     if operator is None:
-        return _unauthorized("The operator key is not valid or has been revoked.")
+        return unauthorized("The operator key is not valid or has been revoked.", REALM)
     g.hookline_operator = operator
     if db.session.dirty:  # a stored key's last use, stamped at most once a minute
         db.session.commit()
@@ -126,7 +116,7 @@ class Tenants(MethodView):
 
         By id, descending (Hookline's own `ten_…` ids sort newest first).
         """
-        return service.list_tenants(args["limit"], check_cursor(args.get("cursor")))
+        return service.list_tenants(args["limit"], args.get("cursor"))
 
     @blp.arguments(TenantCreateArgs)
     @blp.response(201, TenantSchema)

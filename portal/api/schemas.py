@@ -10,14 +10,19 @@ from marshmallow.validate import Length, OneOf, Range
 
 from dispatcher import filters
 from dispatcher.health import STATES
-from dispatcher.signing import SCHEMES
+from dispatcher.publishing import MAX_IDEMPOTENCY_KEY_LENGTH
+from dispatcher.signing import MAX_GRACE_SECONDS, SCHEMES
+from dispatcher.ssrf import MAX_URL_LENGTH
+from dispatcher.states import STATUSES, TRIGGERS
 from dispatcher.throttle import MAX_RATE_LIMIT, MIN_RATE_LIMIT
 from portal.api.fields import StrictBoolean, Text, Timestamp, WireTimestamp
+from portal.services import event_types as event_type_service
 from portal.services import subscriptions as subscription_service
-from portal.services.deliveries import STATUSES
-from portal.services.paging import DEFAULT_LIMIT, MAX_LIMIT
+from portal.services.paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
 
-MAX_GRACE_SECONDS = 7 * 24 * 3600
+# The limits below are the services' (and the dispatcher's) own, so the OpenAPI document shows
+# the rules that are applied; the services check them again for the portal and the CLI.
+TYPE_NAME = Length(1, event_type_service.MAX_NAME_LENGTH)
 
 
 class Extended:
@@ -71,7 +76,7 @@ class PageArgs(Schema):
     """`limit` and `cursor` (the `next_cursor` of the previous page)."""
 
     limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=Range(1, MAX_LIMIT))
-    cursor = Text(line=True, validate=Length(max=64))
+    cursor = Text(line=True, validate=Length(max=MAX_CURSOR_LENGTH))
 
 
 def page_of(item: type[Schema], name: str) -> type[Schema]:
@@ -95,7 +100,7 @@ def page_of(item: type[Schema], name: str) -> type[Schema]:
 class EventTypePageArgs(PageArgs):
     """Event types page by name, so the cursor is a name."""
 
-    cursor = Text(line=True, validate=Length(max=200))
+    cursor = Text(line=True, validate=Length(max=event_type_service.MAX_NAME_LENGTH))
 
 
 class EventTypeSchema(Schema):
@@ -116,8 +121,8 @@ EventTypePage = page_of(EventTypeSchema, "EventTypePage")
 class EventTypeCreateArgs(Schema):
     """A custom event type: `group.action` in lowercase, e.g. `order.shipped`."""
 
-    name = Text(line=True, required=True, validate=Length(1, 200))
-    description = Text(validate=Length(max=1000))
+    name = Text(line=True, required=True, validate=TYPE_NAME)
+    description = Text(validate=Length(max=event_type_service.MAX_DESCRIPTION))
     example = fields.Dict()
     schema = fields.Dict(allow_none=True)
 
@@ -254,53 +259,53 @@ class SubscriptionCreatedSchema(SubscriptionSchema):
 SubscriptionPage = page_of(SubscriptionSchema, "SubscriptionPage")
 
 
-class SubscriptionCreateArgs(Schema):
-    """A new endpoint; a secret is generated unless one is supplied."""
+def _url(**kwargs: Any) -> Text:
+    return Text(line=True, validate=Length(1, MAX_URL_LENGTH), metadata=_URL, **kwargs)
 
-    url = Text(line=True, required=True, validate=Length(1, 2048), metadata=_URL)
-    events = fields.List(
-        Text(line=True, validate=Length(1, 200)),
-        required=True,
-        validate=Length(1, 500),
+
+def _event_filter(**kwargs: Any) -> fields.List:
+    return fields.List(
+        Text(line=True, validate=TYPE_NAME),
+        validate=Length(1, subscription_service.MAX_FILTER_ENTRIES),
         metadata=_EVENTS,
+        **kwargs,
     )
-    description = Text(allow_none=True, validate=Length(max=500))
+
+
+class _EndpointArgs(Schema):
+    """What create and change share (all optional here)."""
+
+    url = _url()
+    events = _event_filter()
+    description = Text(allow_none=True, validate=Length(max=subscription_service.MAX_DESCRIPTION))
     headers = fields.Dict(
-        keys=Text(line=True, validate=Length(1, 100)),
-        values=Text(validate=Length(max=1000)),
-        validate=Length(max=20),
+        keys=Text(line=True, validate=Length(1, subscription_service.MAX_HEADER_NAME)),
+        values=Text(validate=Length(max=subscription_service.MAX_HEADER_VALUE)),
+        validate=Length(max=subscription_service.MAX_HEADERS),
         metadata={"description": "Extra headers sent with every delivery."},
     )
+    rate_limit = fields.Raw(allow_none=True, metadata=_RATE_LIMIT_INPUT)
+    data_filter = fields.Raw(allow_none=True, metadata=_DATA_FILTER_INPUT)
+    signature_scheme = Text(
+        line=True, validate=OneOf(SCHEMES), metadata={"description": _SCHEME_TEXT}
+    )
+
+
+class SubscriptionCreateArgs(_EndpointArgs):
+    """A new endpoint; a secret is generated unless one is supplied."""
+
+    url = _url(required=True)
+    events = _event_filter(required=True)
     secret = Text(
         line=True,
         validate=Length(max=200),
         metadata={"description": "`whsec_…` for hmac, or a `whsk_…` private key for ed25519."},
     )
-    rate_limit = fields.Raw(allow_none=True, metadata=_RATE_LIMIT_INPUT)
-    data_filter = fields.Raw(allow_none=True, metadata=_DATA_FILTER_INPUT)
-    signature_scheme = Text(
-        line=True, validate=OneOf(SCHEMES), metadata={"description": _SCHEME_TEXT}
-    )
 
 
-class SubscriptionUpdateArgs(Schema):
+class SubscriptionUpdateArgs(_EndpointArgs):
     """Only the fields given change; `rate_limit: null` removes the limit."""
 
-    url = Text(line=True, validate=Length(1, 2048), metadata=_URL)
-    events = fields.List(
-        Text(line=True, validate=Length(1, 200)), validate=Length(1, 500), metadata=_EVENTS
-    )
-    description = Text(allow_none=True, validate=Length(max=500))
-    headers = fields.Dict(
-        keys=Text(line=True, validate=Length(1, 100)),
-        values=Text(validate=Length(max=1000)),
-        validate=Length(max=20),
-    )
-    rate_limit = fields.Raw(allow_none=True, metadata=_RATE_LIMIT_INPUT)
-    data_filter = fields.Raw(allow_none=True, metadata=_DATA_FILTER_INPUT)
-    signature_scheme = Text(
-        line=True, validate=OneOf(SCHEMES), metadata={"description": _SCHEME_TEXT}
-    )
     is_active = StrictBoolean()
 
 
@@ -341,7 +346,7 @@ class RotatedSchema(Schema):
 class TestArgs(Schema):
     """Which type's example to send (default `webhook.test`)."""
 
-    event_type = Text(line=True, validate=Length(1, 200))
+    event_type = Text(line=True, validate=TYPE_NAME)
 
 
 class TestQueuedSchema(Schema):
@@ -403,9 +408,7 @@ class StatsSchema(Schema):
 class PublishArgs(Schema):
     """An event to publish; `data` must match the type's JSON Schema if it has one."""
 
-    type = Text(
-        line=True, required=True, validate=Length(1, 200), metadata={"example": "invoice.paid"}
-    )
+    type = Text(line=True, required=True, validate=TYPE_NAME, metadata={"example": "invoice.paid"})
     data = fields.Dict(required=True, metadata={"example": {"invoice_id": "inv_123"}})
 
 
@@ -415,8 +418,11 @@ class IdempotencyArgs(Schema):
     idempotency_key = Text(
         line=True,
         data_key="Idempotency-Key",
-        validate=Length(1, 255),
-        metadata={"description": "Any unique string, e.g. a UUID (at most 255 characters)."},
+        validate=Length(1, MAX_IDEMPOTENCY_KEY_LENGTH),
+        metadata={
+            "description": "Any unique string, e.g. a UUID (at most "
+            f"{MAX_IDEMPOTENCY_KEY_LENGTH} printable characters)."
+        },
     )
 
 
@@ -436,7 +442,7 @@ EventPage = page_of(EventSchema, "EventPage")
 class EventListArgs(PageArgs):
     """Filter events by type."""
 
-    type = Text(line=True, validate=Length(1, 200))
+    type = Text(line=True, validate=TYPE_NAME)
 
 
 # --- deliveries ---------------------------------------------------------------------------------
@@ -446,8 +452,8 @@ class DeliveryListArgs(PageArgs):
     """Filter the delivery log; `since`/`until` bound the creation time (inclusive)."""
 
     status = fields.String(validate=OneOf(STATUSES))
-    subscription_id = Text(line=True, validate=Length(1, 64))
-    event_type = Text(line=True, validate=Length(1, 200))
+    subscription_id = Text(line=True, validate=Length(1, MAX_CURSOR_LENGTH))
+    event_type = Text(line=True, validate=TYPE_NAME)
     since = Timestamp()
     until = Timestamp()
 
@@ -472,7 +478,7 @@ class AttemptSchema(Schema):
     """One HTTP try: what was sent and what came back (body cut at 16 KiB)."""
 
     number = fields.Integer(required=True)
-    trigger = fields.String(required=True, validate=OneOf(("auto", "manual", "test")))
+    trigger = fields.String(required=True, validate=OneOf(TRIGGERS))
     started_at = Timestamp(required=True)
     duration_ms = fields.Integer(required=True)
     request_headers = fields.Dict(keys=fields.String(), values=fields.String(), required=True)

@@ -31,7 +31,6 @@ from portal.api.schemas import (
 )
 from portal.services import stats
 from portal.services import subscriptions as service
-from portal.services.paging import check_cursor, page_of_rows
 
 blp = resource_blueprint(
     "Subscriptions", "/subscriptions", "Endpoints that receive the tenant's events."
@@ -48,11 +47,7 @@ class Subscriptions(MethodView):
 
         Newest first.
         """
-        limit = args["limit"]
-        rows = service.list_for_tenant(
-            current_tenant_id(), limit=limit + 1, cursor=check_cursor(args.get("cursor"))
-        )
-        return page_of_rows(rows, limit)
+        return service.list_subscriptions(current_tenant_id(), args["limit"], args.get("cursor"))
 
     @blp.arguments(SubscriptionCreateArgs)
     @blp.response(201, SubscriptionCreatedSchema)

@@ -13,27 +13,34 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from dispatcher import clock
 from dispatcher.store import db
 from portal.models import ApiKey, Tenant, User
-from portal.services import NotFound, ServiceError
+from portal.services import NotFound, ServiceError, find_owned
+from portal.services.inputs import text_problem
 
 API_KEY_PREFIX = "hl_"
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
+# The limits of every surface (the operator API's schemas take theirs from here).
+MAX_NAME_LENGTH = 200
+MAX_EMAIL_LENGTH = 320
 MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
 
 
-def _clean_name(value: str, what: str, limit: int = 200) -> str:
+def clean_name(value: str, what: str) -> str:
+    """A tenant's or a key's name, stripped: one line of printable text, 1–200 characters."""
     name = (value or "").strip()
     if not name:
         raise ServiceError(f"the {what} must not be empty", field="name")
-    if len(name) > limit:
-        raise ServiceError(f"the {what} must be at most {limit} characters", field="name")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-        raise ServiceError(f"the {what} must not contain control characters", field="name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ServiceError(f"the {what} must be at most {MAX_NAME_LENGTH} characters", field="name")
+    problem = text_problem(value, line=True)  # the rule of the API's one-line text fields
+    if problem:
+        raise ServiceError(f"the {what} {problem}", field="name")
     return name
 
 
 def create_tenant(name: str) -> Tenant:
     """A new tenant (the caller commits)."""
-    tenant = Tenant(name=_clean_name(name, "tenant name"))
+    tenant = Tenant(name=clean_name(name, "tenant name"))
     db.session.add(tenant)
     db.session.flush()
     return tenant
@@ -58,7 +65,7 @@ def ensure_tenant(tenant_id: str, name: str) -> Tenant:
         raise ServiceError(
             f"a tenant id must be at most {TENANT_ID_MAX_LENGTH} characters", field="id"
         )
-    name = _clean_name(name, "tenant name")
+    name = clean_name(name, "tenant name")
     tenant = db.session.get(Tenant, tenant_id)
     if tenant is None:
         tenant = Tenant(id=tenant_id, name=name)
@@ -82,19 +89,35 @@ def get_tenant(tenant_id: str) -> Tenant:
 def create_user(tenant_id: str, email: str, password: str) -> User:
     """A tenant admin who can sign in to the portal (the caller commits)."""
     get_tenant(tenant_id)
-    email = (email or "").strip().lower()
-    if not _EMAIL.match(email) or len(email) > 320:
-        raise ServiceError("enter a valid email address", field="email")
-    if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise ServiceError(
-            f"the password must be at least {MIN_PASSWORD_LENGTH} characters", field="password"
-        )
+    email = _check_email(email)
+    _check_password(password)
     if db.session.scalar(select(User.id).where(User.email == email)):
         raise ServiceError("a user with that email already exists", field="email")
     user = User(tenant_id=tenant_id, email=email, password_hash=generate_password_hash(password))
     db.session.add(user)
     db.session.flush()
     return user
+
+
+def _check_email(email: str | None) -> str:
+    usable = isinstance(email, str) and text_problem(email, line=True) is None
+    email = email.strip().lower() if usable else ""
+    if not _EMAIL.match(email) or len(email) > MAX_EMAIL_LENGTH:
+        raise ServiceError("enter a valid email address", field="email")
+    return email
+
+
+def _check_password(password: str | None) -> None:
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise ServiceError(
+            f"the password must be at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ServiceError(
+            f"the password must be at most {MAX_PASSWORD_LENGTH} characters", field="password"
+        )
+    if text_problem(password, line=False):
+        raise ServiceError("the password must not contain NUL characters", field="password")
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -118,7 +141,7 @@ def create_api_key(tenant_id: str, name: str = "default") -> tuple[ApiKey, str]:
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(
         tenant_id=tenant_id,
-        name=_clean_name(name, "key name"),
+        name=clean_name(name, "key name"),
         prefix=key[:10],
         key_hash=hash_api_key(key),
     )
@@ -150,9 +173,7 @@ def list_api_keys(tenant_id: str) -> list[ApiKey]:
 
 def revoke_api_key(tenant_id: str, key_id: str) -> ApiKey:
     """Revoke one of the tenant's keys; it stops working at once."""
-    row = db.session.get(ApiKey, key_id)
-    if row is None or row.tenant_id != tenant_id:
-        raise NotFound(f"no API key {key_id!r}")
+    row = find_owned(ApiKey, tenant_id, key_id, "API key")
     if row.revoked_at is None:
         row.revoked_at = clock.now()
     return row

@@ -7,14 +7,13 @@ from datetime import datetime
 from sqlalchemy import select
 
 from dispatcher import actions
+from dispatcher.states import STATUSES
 from dispatcher.store import db
 from portal.models import Attempt, Delivery, Subscription
-from portal.services import NotFound, ServiceError
+from portal.services import ServiceError, find_owned
+from portal.services.event_types import MAX_NAME_LENGTH
 from portal.services.inputs import check_line, check_moment
 from portal.services.paging import MAX_CURSOR_LENGTH, Page, fetch_page
-
-STATUSES = ("pending", "succeeded", "failed", "cancelled")
-MAX_EVENT_TYPE_LENGTH = 200
 
 
 def list_deliveries(
@@ -30,8 +29,8 @@ def list_deliveries(
 ) -> Page[Delivery]:
     """The tenant's deliveries, newest first, optionally filtered.
 
-    `status` is one of STATUSES; `since`/`until` bound the creation time (inclusive, aware
-    datetimes). An unknown or foreign `subscription_id` simply matches nothing. Raises
+    `status` is a DeliveryStatus value; `since`/`until` bound the creation time (inclusive,
+    aware datetimes). An unknown or foreign `subscription_id` simply matches nothing. Raises
     ServiceError (with `field`) for a bad filter, limit or cursor.
     """
     if status is not None and status not in STATUSES:
@@ -39,7 +38,7 @@ def list_deliveries(
     subscription_id = check_line(
         subscription_id, "subscription_id", "subscription_id", MAX_CURSOR_LENGTH
     )
-    event_type = check_line(event_type, "event_type", "event_type", MAX_EVENT_TYPE_LENGTH)
+    event_type = check_line(event_type, "event_type", "event_type", MAX_NAME_LENGTH)
     since = check_moment(since, "since")
     until = check_moment(until, "until")
     if since and until and since > until:
@@ -60,10 +59,7 @@ def list_deliveries(
 
 def get_delivery(tenant_id: str, delivery_id: str) -> Delivery:
     """The tenant's delivery, or NotFound (also for another tenant's id)."""
-    delivery = db.session.get(Delivery, delivery_id) if isinstance(delivery_id, str) else None
-    if delivery is None or delivery.tenant_id != tenant_id:
-        raise NotFound(f"no delivery {delivery_id!r}")
-    return delivery
+    return find_owned(Delivery, tenant_id, delivery_id, "delivery")
 
 
 def attempts_for(delivery: Delivery) -> list[Attempt]:

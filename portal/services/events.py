@@ -1,7 +1,8 @@
 """Publishing and reading events for the API, the portal and the CLI.
 
-`publish_event` wraps `dispatcher.publish` to turn its exceptions into ServiceErrors and to tell
-a fresh event from an idempotent repeat, so every surface answers a repeat the same way.
+`publish_event` wraps `dispatcher.publishing.publish_outcome` to turn its exceptions into
+ServiceErrors, so every surface (the API, the CLI) refuses the same input and answers a repeat
+the same way.
 """
 
 from __future__ import annotations
@@ -14,33 +15,22 @@ from sqlalchemy.exc import IntegrityError
 from dispatcher.errors import (
     ArchivedEventType,
     IdempotencyConflict,
+    InvalidIdempotencyKey,
     PublishError,
     UnknownEventType,
 )
 from dispatcher.message import body_for
-from dispatcher.publishing import fingerprint, publish
+from dispatcher.publishing import Published, fingerprint, publish_outcome
 from dispatcher.store import db
 from portal.models import Delivery, Event
-from portal.services import NotFound, ServiceError
+from portal.services import ServiceError, find_owned
 from portal.services.paging import Page, fetch_page
-
-MAX_IDEMPOTENCY_KEY = 255
-
-
-def _check_idempotency_key(key: Any) -> str | None:
-    if key is None:
-        return None
-    if not isinstance(key, str) or not key.strip():
-        raise ServiceError("the idempotency key must be non-empty text", field="idempotency_key")
-    if len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise ServiceError(
-            f"the idempotency key must be at most {MAX_IDEMPOTENCY_KEY} printable characters",
-            field="idempotency_key",
-        )
-    return key
 
 
 def _publish_error(exc: PublishError) -> ServiceError:
+    if isinstance(exc, InvalidIdempotencyKey):
+        # A request problem like any other field's (the API's validation-error), not a code.
+        return ServiceError(str(exc), field="idempotency_key")
     if isinstance(exc, IdempotencyConflict):
         field = "idempotency_key"
     elif isinstance(exc, UnknownEventType | ArchivedEventType):
@@ -50,44 +40,41 @@ def _publish_error(exc: PublishError) -> ServiceError:
     return ServiceError(str(exc), field=field, code=exc.code)
 
 
-def _existing(tenant_id: str, key: str) -> Event | None:
-    return db.session.scalar(
-        select(Event).where(Event.tenant_id == tenant_id, Event.idempotency_key == key)
-    )
-
-
 def publish_event(
     tenant_id: str, type: str, data: Any, idempotency_key: str | None = None
-) -> tuple[Event, int, bool]:
-    """Publish an event; returns (event, how many deliveries it has, created).
+) -> Published:
+    """Publish an event; returns what `publish_outcome` tells (the event, how many deliveries
+    it has, whether it was a replay).
 
-    With `idempotency_key`, a repeat of the same type and data returns the first event with
-    created=False and makes no new deliveries; the same key with another body raises
-    ServiceError(code="idempotency_conflict"). Other refusals carry the dispatcher's code
-    (unknown_event_type, archived_event_type, invalid_payload, payload_too_large). Nothing is
-    written on refusal; the caller commits on success. If a concurrent publish with the same
-    key wins the race, the session is rolled back (it should hold nothing else) and the
-    winner's event is returned as a repeat.
+    With `idempotency_key` (checked by dispatcher.publishing.check_idempotency_key), a repeat
+    of the same type and data returns the first event as a replay and makes no new
+    deliveries; the same key with another body raises ServiceError(code="idempotency_conflict").
+    Other refusals carry the dispatcher's code (unknown_event_type, archived_event_type,
+    invalid_payload, payload_too_large). Nothing is written on refusal; the caller commits on
+    success.
+
+    If a concurrent publish with the same key commits first, the insert fails on the unique
+    key and the session is rolled back: the caller's unit of work must hold only this publish
+    (the API's and the CLI's do). A savepoint would spare the rest, but on SQLite it turns
+    the write into a read-then-write that fails at once under concurrency. The winner's event
+    is then returned as a replay.
     """
-    key = _check_idempotency_key(idempotency_key)
-    earlier = _existing(tenant_id, key) if key is not None else None
     try:
-        event = publish(type, data, tenant_id=tenant_id, idempotency_key=key)
+        return publish_outcome(type, data, tenant_id=tenant_id, idempotency_key=idempotency_key)
     except PublishError as exc:
         raise _publish_error(exc) from None
     except IntegrityError:
-        # A concurrent publish with the same key committed first. No savepoint here: on SQLite
-        # one turns the write into a read-then-write that fails at once under concurrency.
-        if key is None:
+        if idempotency_key is None:
             raise
         db.session.rollback()
-        return _replay(tenant_id, key, type, data)
-    created = earlier is None or earlier.id != event.id
-    return event, delivery_count(event.id), created
+        return _winner(tenant_id, idempotency_key, type, data)
 
 
-def _replay(tenant_id: str, key: str, type: str, data: Any) -> tuple[Event, int, bool]:
-    event = _existing(tenant_id, key)
+def _winner(tenant_id: str, key: str, type: str, data: Any) -> Published:
+    """The event a concurrent publish with `key` committed, as a replay (or the conflict)."""
+    event = db.session.scalar(
+        select(Event).where(Event.tenant_id == tenant_id, Event.idempotency_key == key)
+    )
     if event is None:
         raise ServiceError("the event could not be published; try again", code="conflict")
     if event.fingerprint != fingerprint(type, data):
@@ -95,7 +82,7 @@ def _replay(tenant_id: str, key: str, type: str, data: Any) -> tuple[Event, int,
             f"idempotency key {key!r} was already used for a different event"
         )
         raise _publish_error(conflict) from None
-    return event, delivery_count(event.id), False
+    return Published(event, delivery_count(event.id), replayed=True)
 
 
 def delivery_count(event_id: str) -> int:
@@ -134,10 +121,7 @@ def list_events(
 
 def get_event(tenant_id: str, event_id: str) -> Event:
     """The tenant's event, or NotFound (also for another tenant's id)."""
-    event = db.session.get(Event, event_id) if isinstance(event_id, str) else None
-    if event is None or event.tenant_id != tenant_id:
-        raise NotFound(f"no event {event_id!r}")
-    return event
+    return find_owned(Event, tenant_id, event_id, "event")
 
 
 def wire_body(event: Event) -> bytes:

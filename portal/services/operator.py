@@ -64,7 +64,7 @@ def create_operator_key(name: str) -> tuple[OperatorKey, str]:
     """A new operator key; returns the row and the key itself, shown only this once."""
     key = OPERATOR_KEY_PREFIX + secrets.token_urlsafe(32)
     row = OperatorKey(
-        name=accounts._clean_name(name, "key name"),
+        name=accounts.clean_name(name, "key name"),
         prefix=key[:12],
         key_hash=_digest(key),
         created_at=clock.now(),
@@ -131,7 +131,7 @@ def provision_tenant(name: str, tenant_id: str | None = None) -> tuple[Tenant, b
             existing = db.session.get(Tenant, tenant_id)
             if existing is None:
                 raise
-    if existing.name != accounts._clean_name(name, "tenant name"):
+    if existing.name != accounts.clean_name(name, "tenant name"):
         raise ServiceError(
             f"a tenant {tenant_id!r} exists already with another name", field="id", code="conflict"
         )

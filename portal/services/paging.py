@@ -1,14 +1,16 @@
-"""Cursor pagination shared by every list: newest first, the cursor is the last id seen.
+"""Cursor pagination shared by every list (events, deliveries, endpoints, event types, tenants)
+on every surface: newest first, the cursor is the last id seen.
 
 Ids are time-sortable, so "everything older than this id" is a stable page boundary even while
-new rows arrive, and it walks an index on (tenant_id, id) instead of counting an OFFSET.
+new rows arrive, and it walks an index on (tenant_id, id) instead of counting an OFFSET. The
+catalog, listed by name, pages by name the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select
 
@@ -39,13 +41,14 @@ def check_limit(limit: int | None) -> int:
     return limit
 
 
-def check_cursor(cursor: str | None) -> str | None:
-    """A cursor is an id we handed out; anything else is refused rather than silently ignored."""
+def check_cursor(cursor: str | None, max_length: int = MAX_CURSOR_LENGTH) -> str | None:
+    """A cursor is a key we handed out; anything else is refused rather than silently ignored
+    (a NUL, for one, would reach the database, which PostgreSQL answers with an error)."""
     if cursor is None or cursor == "":
         return None
     if (
         not isinstance(cursor, str)
-        or len(cursor) > MAX_CURSOR_LENGTH
+        or len(cursor) > max_length
         or not (cursor.isascii() and cursor.isprintable())
     ):
         raise ServiceError(
@@ -54,17 +57,34 @@ def check_cursor(cursor: str | None) -> str | None:
     return cursor
 
 
-def page_of_rows(rows: Sequence, limit: int) -> Page:
-    """A page from rows fetched with `limit + 1`, for services that return plain lists."""
+def _id(item: Any) -> str:
+    return item.id
+
+
+def paginate(
+    rows_after: Callable[[str | None, int], Sequence[T]],
+    limit: int | None,
+    cursor: str | None,
+    *,
+    key: Callable[[T], str] = _id,
+    max_cursor_length: int = MAX_CURSOR_LENGTH,
+) -> Page[T]:
+    """The one pager of every list (the API's and the portal's): checks `limit` and `cursor`,
+    asks `rows_after(cursor, n)` for at most n rows past the cursor in list order, and makes the
+    page; one row more than `limit` tells that another page exists. `key` is what the cursor
+    holds (the id, unless the list is ordered by something else)."""
+    limit = check_limit(limit)
+    cursor = check_cursor(cursor, max_cursor_length)
+    rows = rows_after(cursor, limit + 1)
     items = list(rows[:limit])
-    return Page(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
+    return Page(items=items, next_cursor=key(items[-1]) if len(rows) > limit else None)
 
 
 def fetch_page(query: Select, id_column, limit: int | None, cursor: str | None) -> Page:
-    """Run `query` newest first, `limit` rows after `cursor` (one extra row tells if more exist)."""
-    limit = check_limit(limit)
-    cursor = check_cursor(cursor)
-    if cursor is not None:
-        query = query.where(id_column < cursor)
-    rows: Sequence = db.session.scalars(query.order_by(id_column.desc()).limit(limit + 1)).all()
-    return page_of_rows(rows, limit)
+    """`paginate` over a query: newest first by `id_column`, the rows older than `cursor`."""
+
+    def rows_after(cursor: str | None, count: int) -> Sequence:
+        page = query.where(id_column < cursor) if cursor is not None else query
+        return db.session.scalars(page.order_by(id_column.desc()).limit(count)).all()
+
+    return paginate(rows_after, limit, cursor)

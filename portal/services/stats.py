@@ -17,11 +17,11 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import load_only
 
 from dispatcher.health import FAILING, HEALTHY, STATES, THROTTLED, EndpointHealth, unhealthy
+from dispatcher.states import STATUSES, DeliveryStatus, Trigger
 from dispatcher.store import db
 from portal.models import Attempt, Delivery, Subscription
 from portal.services import ServiceError
 from portal.services import subscriptions as subscription_service
-from portal.services.deliveries import STATUSES
 
 WINDOW = timedelta(hours=24)
 LATENCY_SAMPLE = 10_000
@@ -103,8 +103,9 @@ def percentile(sorted_values: list[int], q: float) -> int | None:
 
 def success_rate(counts: dict[str, int]) -> float | None:
     """Succeeded over finished (succeeded + failed), or None before anything finished."""
-    finished = counts.get("succeeded", 0) + counts.get("failed", 0)
-    return round(counts.get("succeeded", 0) / finished, 4) if finished else None
+    succeeded = counts.get(DeliveryStatus.SUCCEEDED, 0)
+    finished = succeeded + counts.get(DeliveryStatus.FAILED, 0)
+    return round(succeeded / finished, 4) if finished else None
 
 
 def _check_now(now: datetime) -> datetime:
@@ -124,7 +125,7 @@ def _status_counts(*conditions) -> dict[str, int]:
 
 def _latency(*conditions, join_deliveries: bool = False) -> Latency:
     query = select(Attempt.duration_ms).where(
-        *conditions, Attempt.trigger != "test", Attempt.response_status.is_not(None)
+        *conditions, Attempt.trigger != Trigger.TEST, Attempt.response_status.is_not(None)
     )
     if join_deliveries:
         query = query.join(Delivery, Delivery.id == Attempt.delivery_id)

@@ -1,4 +1,12 @@
-"""Endpoints (subscriptions): their rules, shared by the portal, the API and the CLI."""
+"""Endpoints (subscriptions): their rules, shared by the portal, the API and the CLI.
+
+One concept, two names: the model and the JSON API say `Subscription` (`sub_…` ids, the
+`/subscriptions` routes, `subscription_id` fields: a published contract), the portal says
+"endpoint" to people (DESIGN.md), and so do its URLs and the operational `endpoint.*` events.
+Code names a row `subscription`; "endpoint" in code means what the portal shows. A
+subscription's `events` is its *event filter*: the type names, `group.*` wildcards or `*` it
+receives (dispatcher.filters.matches); `data_filter` narrows that by the event's data.
+"""
 
 from __future__ import annotations
 
@@ -19,16 +27,20 @@ from dispatcher.message import is_reserved_header
 from dispatcher.ssrf import check_target
 from dispatcher.store import db
 from dispatcher.throttle import MAX_RATE_LIMIT, MIN_RATE_LIMIT
+from portal.catalog import group_of
 from portal.models import Delivery, Subscription
-from portal.services import NotFound, ServiceError
+from portal.services import ServiceError, find_owned
 from portal.services.event_types import known_names
+from portal.services.paging import Page, fetch_page
 
+# The API's schemas and the portal's form take their limits from these; the URL's is the SSRF
+# check's (dispatcher.ssrf.MAX_URL_LENGTH), which applies again at delivery.
 MAX_HEADERS = 20
+MAX_HEADER_NAME = 100
 MAX_HEADER_VALUE = 1000
 MAX_DESCRIPTION = 500
 MAX_FILTER_ENTRIES = 500
-DEFAULT_GRACE = timedelta(hours=24)
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}$")
+_TOKEN = re.compile(rf"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{{1,{MAX_HEADER_NAME}}}$")
 
 
 def check_url(url: Any) -> str:
@@ -53,7 +65,7 @@ def check_filter(tenant_id: str, events: Any) -> list[str]:
     if len(events) > MAX_FILTER_ENTRIES:
         raise ServiceError(f"at most {MAX_FILTER_ENTRIES} event types", field="events")
     names = known_names(tenant_id)
-    groups = {name.split(".", 1)[0] for name in names}
+    groups = {group_of(name) for name in names}
     cleaned: list[str] = []
     for entry in events:
         if not isinstance(entry, str):
@@ -188,11 +200,7 @@ def public_key(subscription: Subscription) -> str | None:
 
 def get(tenant_id: str, subscription_id: str) -> Subscription:
     """The tenant's subscription, or NotFound (also for another tenant's id)."""
-    usable = isinstance(subscription_id, str) and "\x00" not in subscription_id
-    row = db.session.get(Subscription, subscription_id) if usable else None
-    if row is None or row.tenant_id != tenant_id:
-        raise NotFound(f"no endpoint {subscription_id!r}")
-    return row
+    return find_owned(Subscription, tenant_id, subscription_id, "endpoint")
 
 
 def health(subscription: Subscription, now: datetime | None = None) -> EndpointHealth:
@@ -201,14 +209,13 @@ def health(subscription: Subscription, now: datetime | None = None) -> EndpointH
     return describe(subscription, now)
 
 
-def list_for_tenant(
-    tenant_id: str, limit: int = 50, cursor: str | None = None
-) -> list[Subscription]:
-    """The tenant's subscriptions, newest first, `limit` after the `cursor` id."""
+def list_subscriptions(
+    tenant_id: str, limit: int | None = None, cursor: str | None = None
+) -> Page[Subscription]:
+    """The tenant's subscriptions, newest first; ServiceError (`field`) for a bad limit or
+    cursor (services.paging: the same rule on the API and the portal)."""
     query = select(Subscription).where(Subscription.tenant_id == tenant_id)
-    if cursor:
-        query = query.where(Subscription.id < cursor)
-    return list(db.session.scalars(query.order_by(Subscription.id.desc()).limit(limit)))
+    return fetch_page(query, Subscription.id, limit, cursor)
 
 
 def create(
@@ -271,7 +278,7 @@ def update(tenant_id: str, subscription_id: str, changes: dict[str, Any]) -> Sub
     if "signature_scheme" in changes:
         scheme = check_signature_scheme(changes["signature_scheme"])
         if scheme != subscription.signature_scheme:
-            _rotate(subscription, scheme, DEFAULT_GRACE)
+            _rotate(subscription, scheme, signing.DEFAULT_GRACE)
             changed.append("signature_scheme")
     if "is_active" in changes:
         if not isinstance(changes["is_active"], bool):
@@ -321,24 +328,27 @@ def rotate_secret(
     tenant_id: str, subscription_id: str, grace_seconds: Any = None
 ) -> tuple[str, datetime | None]:
     """Make a new primary key of the endpoint's scheme; the old one keeps signing for the grace
-    period (0–7 days). Returns what the consumer now verifies with (see `reveal_secret`) and
-    when the previous key stops signing."""
+    period (signing.DEFAULT_GRACE unless given; 0–7 days). Returns what the consumer now
+    verifies with (see `reveal_secret`) and when the previous key stops signing."""
     subscription = get(tenant_id, subscription_id)
+    grace = _check_grace(grace_seconds)
+    new_secret, previous = _rotate(subscription, subscription.signature_scheme, grace)
+    return signing.verification_key(new_secret), previous
+
+
+def _check_grace(grace_seconds: Any) -> timedelta:
     if grace_seconds is None:
-        grace = DEFAULT_GRACE
-    elif isinstance(grace_seconds, bool) or not isinstance(grace_seconds, int):
+        return signing.DEFAULT_GRACE
+    if isinstance(grace_seconds, bool) or not isinstance(grace_seconds, int):
         raise ServiceError(
             "grace_period_seconds must be a whole number", field="grace_period_seconds"
         )
-    elif not 0 <= grace_seconds <= int(signing.MAX_GRACE.total_seconds()):
+    if not 0 <= grace_seconds <= signing.MAX_GRACE_SECONDS:
         raise ServiceError(
-            "grace_period_seconds must be between 0 and 604800 (7 days)",
+            f"grace_period_seconds must be {signing.GRACE_BOUNDS_TEXT}",
             field="grace_period_seconds",
         )
-    else:
-        grace = timedelta(seconds=grace_seconds)
-    new_secret, previous = _rotate(subscription, subscription.signature_scheme, grace)
-    return signing.verification_key(new_secret), previous
+    return timedelta(seconds=grace_seconds)
 
 
 def _rotate(

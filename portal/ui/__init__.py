@@ -27,7 +27,7 @@ from portal.ui import (
     deliveries,
     endpoints,
     errors,
-    filters,
+    formatting,
     links,
 )
 
@@ -103,7 +103,7 @@ def init_app(app: Flask, url_prefix: str = "") -> None:
     login_manager.login_view = "ui.auth.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
-    filters.register(app)
+    formatting.register(app)
     if mount(app).embedded:
         # What CSRFProtect.init_app would add, without its app-wide check.
         for name, default in CSRF_DEFAULTS.items():

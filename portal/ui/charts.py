@@ -9,12 +9,15 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+from dispatcher.states import DeliveryStatus
 from portal.services.stats import HourBucket
 
 WIDTH = 720
 HEIGHT = 220
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 12, 26
-SERIES = (("succeeded", "ok"), ("failed", "bad"), ("other", "other"))
+# Bottom to top: each series' key in a bar's counts and its CSS class.
+OTHER = "other"  # pending and cancelled, drawn as one
+SERIES = ((DeliveryStatus.SUCCEEDED, "ok"), (DeliveryStatus.FAILED, "bad"), (OTHER, "other"))
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,10 @@ def hourly_chart(hours: list[HourBucket]) -> Chart:
     baseline = TOP + plot_height
     per_hour = [
         {
-            "succeeded": h.counts.get("succeeded", 0),
-            "failed": h.counts.get("failed", 0),
-            "other": h.counts.get("pending", 0) + h.counts.get("cancelled", 0),
+            DeliveryStatus.SUCCEEDED: h.counts.get(DeliveryStatus.SUCCEEDED, 0),
+            DeliveryStatus.FAILED: h.counts.get(DeliveryStatus.FAILED, 0),
+            OTHER: h.counts.get(DeliveryStatus.PENDING, 0)
+            + h.counts.get(DeliveryStatus.CANCELLED, 0),
         }
         for h in hours
     ]

@@ -17,7 +17,7 @@ bp = protect(Blueprint("dashboard", __name__))
 def index() -> str:
     """Deliveries per hour (SVG), success rate, p95 latency, failing and disabled endpoints."""
     overview = stats.tenant_overview(tenant_id(), clock.now())
-    has_endpoints = bool(subscription_service.list_for_tenant(tenant_id(), limit=1))
+    has_endpoints = bool(subscription_service.list_subscriptions(tenant_id(), 1).items)
     return render(
         "hookline/dashboard/index.html",
         overview=overview,

@@ -8,16 +8,19 @@ from datetime import datetime
 from flask import Blueprint, flash, make_response, redirect, request, url_for
 from werkzeug.wrappers import Response
 
+from dispatcher.states import STATUSES
 from dispatcher.store import db
 from portal.models import Delivery
 from portal.services import ServiceError, deliveries, event_types, events, inputs
 from portal.services import subscriptions as subscription_service
-from portal.services.paging import Page
+from portal.services.paging import MAX_LIMIT, Page
 from portal.ui.common import protect, render, tenant_id
 
 bp = protect(Blueprint("deliveries", __name__, url_prefix="/deliveries"))
 
 PAGE_SIZE = 25
+# The log's query string speaks the portal's language: `endpoint_id` is a subscription's id
+# (the API's `subscription_id` filter; see portal/services/subscriptions.py on the two names).
 FILTERS = ("status", "endpoint_id", "event_type", "since", "until")
 TIME_EXAMPLE = "2025-09-30T12:00"
 
@@ -65,7 +68,7 @@ def index() -> Response:
     query = {name: value for name, value in filters.items() if value}
     errors: list[str] = []
     page = _find(tid, {**filters, "cursor": request.args.get("cursor", "")}, errors)
-    endpoints = subscription_service.list_for_tenant(tid, limit=100)
+    endpoints = subscription_service.list_subscriptions(tid, MAX_LIMIT).items
     response = make_response(
         render(
             "hookline/deliveries/index.html",
@@ -76,7 +79,7 @@ def index() -> Response:
             query=query,
             filtered=bool(query),
             paged=bool(request.args.get("cursor")),
-            statuses=deliveries.STATUSES,
+            statuses=STATUSES,
             endpoints=endpoints,
             endpoint_urls={e.id: e.url for e in endpoints},
             type_names=[t.name for t in event_types.list_types(tid, include_archived=True)],

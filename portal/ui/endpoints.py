@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 
 from dispatcher import clock
 from dispatcher.store import db
-from portal.services import ServiceError, deliveries, event_types, paging, stats
+from portal.services import ServiceError, deliveries, event_types, stats
 from portal.services import subscriptions as subscription_service
 from portal.ui.common import protect, render, tenant_id, wants_partial
 from portal.ui.forms import (
@@ -37,6 +37,7 @@ from portal.ui.picker import picker_groups
 
 bp = protect(Blueprint("endpoints", __name__, url_prefix="/endpoints"))
 
+PAGE_SIZE = 50
 RECENT_DELIVERIES = 10
 
 
@@ -49,21 +50,21 @@ def index() -> tuple[str, int]:
     """
     error = None
     try:
-        cursor = paging.check_cursor(request.args.get("cursor"))
+        page = subscription_service.list_subscriptions(
+            tenant_id(), PAGE_SIZE, request.args.get("cursor")
+        )
     except ServiceError as exc:
-        cursor, error = None, exc.message
-    rows = subscription_service.list_for_tenant(tenant_id(), limit=51, cursor=cursor)
-    next_cursor = rows[49].id if len(rows) > 50 else None
-    endpoints = rows[:50]
-    health = {row.id: subscription_service.health(row) for row in endpoints}
-    page = render(
+        error = exc.message
+        page = subscription_service.list_subscriptions(tenant_id(), PAGE_SIZE)
+    health = {row.id: subscription_service.health(row) for row in page.items}
+    body = render(
         "hookline/endpoints/index.html",
-        endpoints=endpoints,
+        endpoints=page.items,
         health=health,
-        next_cursor=next_cursor,
+        next_cursor=page.next_cursor,
         error=error,
     )
-    return page, 400 if error else 200
+    return body, 400 if error else 200
 
 
 def _form_page(form: EndpointForm, selected: list[str], errors: dict[str, str], endpoint=None):
@@ -121,7 +122,7 @@ def new():
         return _form_page(form, selected, errors)
     db.session.commit()
     flash("Endpoint created. Its signing secret is below.", "success")
-    return redirect(url_for("ui.endpoints.show", subscription_id=subscription.id))
+    return _back(subscription.id)
 
 
 @bp.post("/try-filter")
@@ -177,7 +178,7 @@ def edit(subscription_id: str):
         return _form_page(form, selected, errors, endpoint)
     db.session.commit()
     flash("Endpoint saved.", "success")
-    return redirect(url_for("ui.endpoints.show", subscription_id=subscription_id))
+    return _back(subscription_id)
 
 
 def _show(subscription_id: str, **extra) -> str:
@@ -212,7 +213,29 @@ def show(subscription_id: str) -> str:
     return _show(subscription_id)
 
 
-def _no_store(body: str) -> Response:
+def _back(subscription_id: str) -> Response:
+    """To the endpoint page (after an action, or with its refusal flashed)."""
+    return redirect(url_for("ui.endpoints.show", subscription_id=subscription_id))
+
+
+def _refused(exc: ServiceError, subscription_id: str) -> Response:
+    db.session.rollback()
+    flash(exc.message, "error")
+    return _back(subscription_id)
+
+
+def _secret_shown(subscription_id: str, **context) -> Response:
+    """The secret card in place (HTMX), else the endpoint page showing it; never cached."""
+    if request.htmx:
+        endpoint = subscription_service.get(tenant_id(), subscription_id)
+        body = render(
+            "hookline/endpoints/_secret.html",
+            endpoint=endpoint,
+            rotate_form=RotateForm(formdata=None),
+            **context,
+        )
+    else:
+        body = _show(subscription_id, **context)
     response = make_response(body)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -222,18 +245,7 @@ def _no_store(body: str) -> Response:
 def reveal(subscription_id: str) -> Response:
     """Show the signing secret (in place with HTMX; the endpoint page otherwise). Never cached."""
     secret = subscription_service.reveal_secret(tenant_id(), subscription_id)
-    if request.htmx:
-        endpoint = subscription_service.get(tenant_id(), subscription_id)
-        return _no_store(
-            render(
-                "hookline/endpoints/_secret.html",
-                endpoint=endpoint,
-                secret=secret,
-                revealed=True,
-                rotate_form=RotateForm(formdata=None),
-            )
-        )
-    return _no_store(_show(subscription_id, secret=secret, revealed=True))
+    return _secret_shown(subscription_id, secret=secret, revealed=True)
 
 
 @bp.post("/<subscription_id>/rotate")
@@ -247,22 +259,11 @@ def rotate(subscription_id: str):
             tenant_id(), subscription_id, form.grace.data
         )
     except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("ui.endpoints.show", subscription_id=subscription_id))
+        return _refused(exc, subscription_id)
     db.session.commit()
-    context = {"secret": secret, "revealed": True, "rotated": True, "old_expires": old_expires}
-    if request.htmx:
-        endpoint = subscription_service.get(tenant_id(), subscription_id)
-        return _no_store(
-            render(
-                "hookline/endpoints/_secret.html",
-                endpoint=endpoint,
-                rotate_form=RotateForm(formdata=None),
-                **context,
-            )
-        )
-    return _no_store(_show(subscription_id, **context))
+    return _secret_shown(
+        subscription_id, secret=secret, revealed=True, rotated=True, old_expires=old_expires
+    )
 
 
 @bp.post("/<subscription_id>/test")
@@ -276,9 +277,7 @@ def send_test(subscription_id: str):
             tenant_id(), subscription_id, form.event_type.data
         )
     except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("ui.endpoints.show", subscription_id=subscription_id))
+        return _refused(exc, subscription_id)
     db.session.commit()
     if request.htmx:
         return render_template(
@@ -311,19 +310,26 @@ def test_result(subscription_id: str, delivery_id: str) -> Response | str:
 @bp.post("/<subscription_id>/enable")
 def enable(subscription_id: str) -> Response:
     """Turn a disabled endpoint back on (its failure clock starts afresh)."""
-    subscription_service.set_active(tenant_id(), subscription_id, True)
-    db.session.commit()
-    flash("Endpoint enabled. Use “Recover” to re-send what failed while it was off.", "success")
-    return redirect(url_for("ui.endpoints.show", subscription_id=subscription_id))
+    return _set_active(
+        subscription_id,
+        True,
+        "Endpoint enabled. Use “Recover” to re-send what failed while it was off.",
+    )
 
 
 @bp.post("/<subscription_id>/disable")
 def disable(subscription_id: str) -> Response:
     """Stop sending to an endpoint; what waits for it is cancelled."""
-    subscription_service.set_active(tenant_id(), subscription_id, False)
+    return _set_active(
+        subscription_id, False, "Endpoint disabled. Waiting deliveries were cancelled."
+    )
+
+
+def _set_active(subscription_id: str, active: bool, done: str) -> Response:
+    subscription_service.set_active(tenant_id(), subscription_id, active)
     db.session.commit()
-    flash("Endpoint disabled. Waiting deliveries were cancelled.", "success")
-    return redirect(url_for("ui.endpoints.show", subscription_id=subscription_id))
+    flash(done, "success")
+    return _back(subscription_id)
 
 
 @bp.post("/<subscription_id>/recover")
@@ -332,19 +338,17 @@ def recover(subscription_id: str) -> Response:
     form = RecoverForm()
     if not form.validate_on_submit():
         flash("Choose the time to recover from.", "error")
-        return redirect(url_for("ui.endpoints.show", subscription_id=subscription_id))
+        return _back(subscription_id)
     try:
         count = subscription_service.recover(
             tenant_id(), subscription_id, form.since.data.replace(tzinfo=UTC)
         )
     except ServiceError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("ui.endpoints.show", subscription_id=subscription_id))
+        return _refused(exc, subscription_id)
     db.session.commit()
     noun = "delivery" if count == 1 else "deliveries"
     flash(f"{count} failed {noun} queued to be sent again.", "success")
-    return redirect(url_for("ui.endpoints.show", subscription_id=subscription_id))
+    return _back(subscription_id)
 
 
 @bp.post("/<subscription_id>/delete")

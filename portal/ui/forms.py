@@ -19,30 +19,36 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
+from dispatcher.signing import DEFAULT_GRACE, ED25519, HMAC, MAX_GRACE_SECONDS
+from dispatcher.ssrf import MAX_URL_LENGTH
 from dispatcher.throttle import MAX_RATE_LIMIT, MIN_RATE_LIMIT
 from portal.models import EventType
-from portal.ui.filters import group_label
+from portal.services import accounts, event_types, subscriptions
+from portal.ui.formatting import type_group_label
 
+DEFAULT_GRACE_SECONDS = int(DEFAULT_GRACE.total_seconds())
 GRACE_CHOICES = [
     SelectChoice(0, "End it now (no grace period)"),
     SelectChoice(3600, "1 hour"),
-    SelectChoice(86400, "24 hours (recommended)"),
-    SelectChoice(259200, "3 days"),
-    SelectChoice(604800, "7 days"),
+    SelectChoice(DEFAULT_GRACE_SECONDS, "24 hours (recommended)"),
+    SelectChoice(3 * 86400, "3 days"),
+    SelectChoice(MAX_GRACE_SECONDS, "7 days"),
 ]
 
 
 SCHEME_CHOICES = [
-    SelectChoice("hmac", "HMAC-SHA256 (v1, shared whsec_ secret)"),
-    SelectChoice("ed25519", "Ed25519 (v1a, whpk_ public key)"),
+    SelectChoice(HMAC, "HMAC-SHA256 (v1, shared whsec_ secret)"),
+    SelectChoice(ED25519, "Ed25519 (v1a, whpk_ public key)"),
 ]
 
 
 class LoginForm(FlaskForm):
     """Email and password; every failure gets the same message."""
 
-    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)])
+    email = EmailField("Email", validators=[DataRequired(), Length(max=accounts.MAX_EMAIL_LENGTH)])
+    password = PasswordField(
+        "Password", validators=[DataRequired(), Length(max=accounts.MAX_PASSWORD_LENGTH)]
+    )
 
 
 class EndpointForm(FlaskForm):
@@ -50,8 +56,10 @@ class EndpointForm(FlaskForm):
     directly. The rate limit's bounds are checked by the service (subscriptions.check_rate_limit);
     min/max here only help the browser's number input."""
 
-    url = URLField("Endpoint URL", validators=[DataRequired(), Length(max=2048)])
-    description = TextAreaField("Description", validators=[Optional(), Length(max=500)])
+    url = URLField("Endpoint URL", validators=[DataRequired(), Length(max=MAX_URL_LENGTH)])
+    description = TextAreaField(
+        "Description", validators=[Optional(), Length(max=subscriptions.MAX_DESCRIPTION)]
+    )
     headers = TextAreaField(
         "Custom headers",
         validators=[Optional(), Length(max=25000)],
@@ -73,7 +81,7 @@ class EndpointForm(FlaskForm):
     signature_scheme = SelectField(
         "Signature scheme",
         choices=SCHEME_CHOICES,
-        default="hmac",
+        default=HMAC,
         description="Ed25519 lets consumers verify with a public key that cannot forge "
         "deliveries. Changing it rotates the key; the old one signs on for 24 hours.",
     )
@@ -90,7 +98,10 @@ class RotateForm(FlaskForm):
     """How long the current secret keeps signing after the new one takes over."""
 
     grace = SelectField(
-        "Keep the current secret signing for", choices=GRACE_CHOICES, coerce=int, default=86400
+        "Keep the current secret signing for",
+        choices=GRACE_CHOICES,
+        coerce=int,
+        default=DEFAULT_GRACE_SECONDS,
     )
 
 
@@ -102,8 +113,7 @@ class TestEventForm(FlaskForm):
     def offer(self, types: list[EventType]) -> TestEventForm:
         """Offer the tenant's types, grouped like the catalog."""
         self.event_type.choices = [
-            SelectChoice(t.name, t.name, optgroup=group_label(t.name.split(".", 1)[0]))
-            for t in types
+            SelectChoice(t.name, t.name, optgroup=type_group_label(t.name)) for t in types
         ]
         return self
 
@@ -119,14 +129,18 @@ class RecoverForm(FlaskForm):
 class ApiKeyForm(FlaskForm):
     """A name so the admin can tell keys apart later."""
 
-    name = StringField("Key name", validators=[DataRequired(), Length(max=200)])
+    name = StringField(
+        "Key name", validators=[DataRequired(), Length(max=accounts.MAX_NAME_LENGTH)]
+    )
 
 
 class CustomTypeForm(FlaskForm):
     """A tenant's own event type: `group.action`, a description, an example payload."""
 
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
-    description = TextAreaField("Description", validators=[Optional(), Length(max=1000)])
+    name = StringField("Name", validators=[DataRequired(), Length(max=event_types.MAX_NAME_LENGTH)])
+    description = TextAreaField(
+        "Description", validators=[Optional(), Length(max=event_types.MAX_DESCRIPTION)]
+    )
     example = TextAreaField(
         "Example payload (JSON object)", validators=[Optional(), Length(max=20000)]
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from portal.catalog import group_of
 from portal.models import EventType
-from portal.ui.filters import group_label
+from portal.ui.formatting import group_label
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,10 @@ class PickerGroup:
 
 
 def picker_groups(types: list[EventType]) -> list[PickerGroup]:
-    """Types grouped by the part of the name before the first dot, as the filter rules do."""
+    """Types grouped by their group (`group_of`), as the event filter's `group.*` names them."""
     grouped: dict[str, list[EventType]] = {}
     for event_type in types:
-        grouped.setdefault(event_type.name.split(".", 1)[0], []).append(event_type)
+        grouped.setdefault(group_of(event_type.name), []).append(event_type)
     return [
         PickerGroup(name=name, label=group_label(name), types=members)
         for name, members in sorted(grouped.items(), key=lambda item: group_label(item[0]).lower())

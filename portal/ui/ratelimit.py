@@ -11,29 +11,26 @@ import hashlib
 import logging
 
 import redis
-from flask import current_app
 
 from dispatcher.connection import get_redis
+from dispatcher.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_FAILURES = 5
-DEFAULT_MAX_FAILURES_PER_IP = 50
-DEFAULT_WINDOW_SECONDS = 900
-
 
 def _keys(email: str, ip: str) -> tuple[str, str]:
-    prefix = current_app.config["HOOKLINE_QUEUE_PREFIX"]
+    prefix = get_settings().queue_prefix
     pair = hashlib.sha256(f"{email.strip().lower()}|{ip}".encode()).hexdigest()
     return f"{prefix}:login-failures:{pair}", f"{prefix}:login-failures-ip:{ip}"
 
 
 def _limits() -> tuple[int, int, int]:
-    config = current_app.config
+    """(failures per email and address, failures per address, window seconds)."""
+    settings = get_settings()
     return (
-        config.get("HOOKLINE_LOGIN_MAX_FAILURES", DEFAULT_MAX_FAILURES),
-        config.get("HOOKLINE_LOGIN_MAX_FAILURES_PER_IP", DEFAULT_MAX_FAILURES_PER_IP),
-        config.get("HOOKLINE_LOGIN_WINDOW_SECONDS", DEFAULT_WINDOW_SECONDS),
+        settings.login_max_failures,
+        settings.login_max_failures_per_ip,
+        settings.login_window_seconds,
     )
 
 

@@ -8,6 +8,7 @@ from urllib.parse import quote
 from tests.api.conftest import assert_problem
 from tests.factories import make_subscription
 from tests.receiver import Reply
+from tests.support import configure
 
 ATTEMPT_FIELDS = {
     "number",
@@ -56,7 +57,7 @@ def test_get_unknown_delivery_is_404(api):
 
 
 def test_filters_by_status_subscription_type_and_time(api, app, receiver, run_worker):
-    app.config["HOOKLINE_RETRY_SCHEDULE"] = []
+    configure(app, HOOKLINE_RETRY_SCHEDULE=[])
     receiver.script("/bad", default=Reply(status=500))
     good, _ = make_subscription(api.tenant_id, receiver.url("/good"))
     bad, _ = make_subscription(api.tenant_id, receiver.url("/bad"), events=["invoice.*"])
@@ -122,7 +123,7 @@ def test_list_refuses_bad_filters(api):
 
 
 def test_retry_sends_a_failed_delivery_again(api, app, receiver, run_worker):
-    app.config["HOOKLINE_RETRY_SCHEDULE"] = []
+    configure(app, HOOKLINE_RETRY_SCHEDULE=[])
     receiver.script("/hook", Reply(status=503))
     make_subscription(api.tenant_id, receiver.url("/hook"))
     publish(api)

@@ -103,7 +103,7 @@ def test_internal_error_hides_the_traceback_and_rolls_back(api, monkeypatch):
         db.session.flush()
         raise RuntimeError("SELECT secret FROM subscriptions WHERE boom -- Traceback")
 
-    monkeypatch.setattr(subscription_service, "list_for_tenant", broken)
+    monkeypatch.setattr(subscription_service, "list_subscriptions", broken)
     response = api.get("/subscriptions")
     body = assert_problem(response, 500, "internal-error")
     text = response.get_data(as_text=True)
@@ -119,7 +119,7 @@ def test_database_error_does_not_leak_sql(api, monkeypatch):
     def broken(*args, **kwargs):
         db.session.execute(text("SELECT no_such_column FROM hookline_subscriptions"))
 
-    monkeypatch.setattr(subscription_service, "list_for_tenant", broken)
+    monkeypatch.setattr(subscription_service, "list_subscriptions", broken)
     response = api.get("/subscriptions")
     assert_problem(response, 500, "internal-error")
     assert "no_such_column" not in response.get_data(as_text=True)

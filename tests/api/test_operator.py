@@ -27,6 +27,7 @@ from tests.api.conftest import assert_problem
 from tests.api.test_docs_curl import curl_commands, operation_of
 from tests.conftest import TEST_CONFIG
 from tests.factories import make_subscription, make_tenant
+from tests.support import configure
 from tests.ui.conftest import FreshContextClient, csrf_token
 
 CONFIGURED_KEY = "hlop_" + "c" * 40
@@ -401,7 +402,7 @@ def test_a_tenant_api_key_is_refused_by_the_operator_api(app, client, api):
 
 
 def test_an_operator_key_is_refused_by_the_tenant_api(app, client, operator_key):
-    app.config["HOOKLINE_OPERATOR_KEYS"] = (CONFIGURED_KEY,)
+    configure(app, HOOKLINE_OPERATOR_KEYS=(CONFIGURED_KEY,))
     for key in (operator_key, CONFIGURED_KEY):
         response = client.get(
             API_PREFIX + "/subscriptions", headers={"Authorization": f"Bearer {key}"}
@@ -410,7 +411,7 @@ def test_an_operator_key_is_refused_by_the_tenant_api(app, client, operator_key)
 
 
 def test_a_configured_operator_key_works_and_is_compared_in_full(app, client):
-    app.config["HOOKLINE_OPERATOR_KEYS"] = (CONFIGURED_KEY, "hlop_" + "d" * 40)
+    configure(app, HOOKLINE_OPERATOR_KEYS=(CONFIGURED_KEY, "hlop_" + "d" * 40))
     for key in (CONFIGURED_KEY, "hlop_" + "d" * 40):
         response = client.get(
             OPERATOR_PREFIX + "/tenants", headers={"Authorization": f"Bearer {key}"}

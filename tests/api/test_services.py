@@ -17,17 +17,35 @@ def test_publish_event_fans_out_and_repeats_idempotently(app):
     tenant = make_tenant()
     make_subscription(tenant.id, "http://127.0.0.1:9/a")
     make_subscription(tenant.id, "http://127.0.0.1:9/b", events=["invoice.*"])
-    event, count, created = events.publish_event(
+    first = events.publish_event(
         tenant.id, "invoice.created", {"invoice_id": "inv_1"}, idempotency_key="k1"
     )
     db.session.commit()
-    assert (count, created) == (2, True)
-    again, count, created = events.publish_event(
+    assert (first.deliveries, first.replayed) == (2, False)
+    again = events.publish_event(
         tenant.id, "invoice.created", {"invoice_id": "inv_1"}, idempotency_key="k1"
     )
     db.session.commit()
-    assert (again.id, count, created) == (event.id, 2, False)
+    assert (again.event.id, again.deliveries, again.replayed) == (first.event.id, 2, True)
     assert db.session.query(Event).count() == 1
+
+
+def test_a_replay_in_the_same_transaction_counts_the_flushed_deliveries(app):
+    tenant = make_tenant()
+    make_subscription(tenant.id, "http://127.0.0.1:9/a")
+    first = events.publish_event(tenant.id, "invoice.sent", {"n": 1}, idempotency_key="k")
+    again = events.publish_event(tenant.id, "invoice.sent", {"n": 1}, idempotency_key="k")
+    assert (again.event.id, again.deliveries, again.replayed) == (first.event.id, 1, True)
+
+
+@pytest.mark.parametrize("key", ["", "   ", "k" * 256, "tab\there", "nul\x00", 42])
+def test_publish_event_refuses_an_unusable_idempotency_key(app, key):
+    tenant = make_tenant()
+    with pytest.raises(ServiceError) as info:
+        events.publish_event(tenant.id, "invoice.sent", {}, idempotency_key=key)
+    assert (info.value.code, info.value.field) == ("invalid_request", "idempotency_key")
+    db.session.rollback()
+    assert db.session.query(Event).count() == 0
 
 
 def test_publish_event_reused_key_with_other_body_is_a_conflict(app):
@@ -61,7 +79,7 @@ def test_list_events_pages_newest_first_and_filters_by_type(app):
     ids = []
     for n in range(5):
         kind = "invoice.sent" if n % 2 else "invoice.finalized"
-        ids.append(events.publish_event(tenant.id, kind, {"n": n})[0].id)
+        ids.append(events.publish_event(tenant.id, kind, {"n": n}).event.id)
     db.session.commit()
     first = events.list_events(tenant.id, limit=3)
     second = events.list_events(tenant.id, limit=3, cursor=first.next_cursor)
@@ -73,7 +91,7 @@ def test_list_events_pages_newest_first_and_filters_by_type(app):
 
 def test_get_event_of_another_tenant_is_not_found(app):
     mine, theirs = make_tenant("A"), make_tenant("B")
-    event = events.publish_event(mine.id, "invoice.sent", {})[0]
+    event = events.publish_event(mine.id, "invoice.sent", {}).event
     db.session.commit()
     with pytest.raises(NotFound):
         events.get_event(theirs.id, event.id)
@@ -129,3 +147,43 @@ def test_percentile_is_nearest_rank():
     assert stats.percentile(values, 99) == 99
     assert stats.percentile([], 50) is None
     assert stats.percentile([7], 99) == 7
+
+
+# --- one pager for every list ------------------------------------------------------------------
+
+
+def test_subscriptions_and_event_types_page_with_the_shared_pager(app):
+    from portal.services import event_types
+    from portal.services import subscriptions as subscription_service
+
+    tenant = make_tenant()
+    made = [make_subscription(tenant.id, f"http://127.0.0.1:9/{n}")[0].id for n in range(3)]
+    first = subscription_service.list_subscriptions(tenant.id, 2)
+    rest = subscription_service.list_subscriptions(tenant.id, 2, first.next_cursor)
+    assert [s.id for s in first.items + rest.items] == made[::-1]
+    assert first.next_cursor == first.items[-1].id and rest.next_cursor is None
+
+    names = [row.name for row in event_types.list_types(tenant.id)]
+    page = event_types.page_types(tenant.id, 5)
+    after = event_types.page_types(tenant.id, 5, page.next_cursor)
+    assert [row.name for row in page.items + after.items] == names[:10]
+    assert page.next_cursor == names[4]
+
+
+@pytest.mark.parametrize("cursor", ["sub_\x00", "x" * 65, "sub_\u00e9", 7])
+def test_every_list_refuses_a_cursor_it_did_not_hand_out(app, cursor):
+    from portal.services import event_types
+    from portal.services import subscriptions as subscription_service
+
+    tenant = make_tenant()
+    for list_page in (
+        subscription_service.list_subscriptions,
+        events.list_events,
+        deliveries.list_deliveries,
+    ):
+        with pytest.raises(ServiceError) as info:
+            list_page(tenant.id, limit=10, cursor=cursor)
+        assert info.value.field == "cursor"
+    if cursor != "x" * 65:  # type names may be longer than ids, up to 200 characters
+        with pytest.raises(ServiceError):
+            event_types.page_types(tenant.id, 10, cursor)

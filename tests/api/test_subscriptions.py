@@ -8,6 +8,7 @@ from standardwebhooks import Webhook
 
 from tests.api.conftest import assert_problem
 from tests.receiver import Reply
+from tests.support import configure
 
 SUBSCRIPTION_FIELDS = {
     "id",
@@ -80,7 +81,7 @@ def test_create_refuses_a_bad_url(api):
 
 
 def test_create_refuses_private_targets_when_not_allowed(api, app):
-    app.config["HOOKLINE_ALLOW_PRIVATE_TARGETS"] = False
+    configure(app, HOOKLINE_ALLOW_PRIVATE_TARGETS=False)
     for url in ("http://127.0.0.1:8080/hook", "http://169.254.169.254/latest", "http://10.0.0.1/"):
         response = api.post("/subscriptions", json={"url": url, "events": ["*"]})
         assert_problem(response, 422, "url-refused")
@@ -232,7 +233,7 @@ def test_send_test_refuses_an_unknown_type(api):
 
 
 def test_recover_requeues_failed_deliveries(api, app, receiver, run_worker):
-    app.config["HOOKLINE_RETRY_SCHEDULE"] = []
+    configure(app, HOOKLINE_RETRY_SCHEDULE=[])
     receiver.script("/hook", Reply(status=500))
     sub = create(api, url=receiver.url("/hook"))
     api.post("/events", json={"type": "invoice.sent", "data": {"n": 1}})

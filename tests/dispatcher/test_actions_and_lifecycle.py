@@ -15,6 +15,7 @@ from portal.services import subscriptions as service
 from tests.dispatcher.helpers import attempts_of, only_delivery, sweep_and_work
 from tests.factories import make_subscription, make_tenant
 from tests.receiver import Reply
+from tests.support import configure
 
 
 def _publish(tenant_id: str, event_type: str = "invoice.paid") -> None:
@@ -68,7 +69,7 @@ def test_failed_test_event_is_not_retried_and_does_not_count_toward_disable(
 
 
 def test_manual_retry_of_a_failed_delivery_makes_one_more_attempt(app, receiver, run_worker, clock):
-    app.config["HOOKLINE_RETRY_SCHEDULE"] = []
+    configure(app, HOOKLINE_RETRY_SCHEDULE=[])
     receiver.script("/hook", Reply(status=500))
     tenant = make_tenant()
     make_subscription(tenant.id, receiver.url())
@@ -87,7 +88,7 @@ def test_manual_retry_of_a_failed_delivery_makes_one_more_attempt(app, receiver,
 
 
 def test_recover_resends_failed_deliveries_since_a_time(app, receiver, run_worker, clock):
-    app.config["HOOKLINE_RETRY_SCHEDULE"] = []
+    configure(app, HOOKLINE_RETRY_SCHEDULE=[])
     receiver.script("/hook", Reply(status=500), Reply(status=500), Reply(status=500))
     tenant = make_tenant()
     sub, _ = make_subscription(tenant.id, receiver.url())
@@ -111,7 +112,7 @@ def test_recover_resends_failed_deliveries_since_a_time(app, receiver, run_worke
 def test_endpoint_failing_for_the_disable_window_is_disabled_and_others_are_told(
     app, receiver, run_worker, clock
 ):
-    app.config["HOOKLINE_DISABLE_AFTER_SECONDS"] = 5 * 86400
+    configure(app, HOOKLINE_DISABLE_AFTER_SECONDS=5 * 86400)
     receiver.script("/dead", default=Reply(status=500))
     tenant = make_tenant()
     dead, _ = make_subscription(tenant.id, receiver.url("/dead"), events=["invoice.*"])
@@ -216,7 +217,7 @@ def test_expired_lease_of_a_dead_worker_is_claimed_again(app, receiver, run_work
 
 
 def test_prune_deletes_old_history_in_batches_and_keeps_pending(app, receiver, run_worker, clock):
-    app.config["HOOKLINE_RETENTION_DAYS"] = 30
+    configure(app, HOOKLINE_RETENTION_DAYS=30)
     tenant = make_tenant()
     make_subscription(tenant.id, receiver.url())
     for _ in range(3):

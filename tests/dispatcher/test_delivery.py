@@ -13,6 +13,7 @@ from portal.extensions import db
 from portal.models import Attempt, Delivery
 from tests.factories import make_subscription, make_tenant
 from tests.receiver import Reply
+from tests.support import configure
 
 
 def verify_both(secret: str, received) -> None:
@@ -165,7 +166,7 @@ def test_unreachable_endpoint_records_the_connection_error(app, run_worker):
 
 
 def test_slow_endpoint_hits_the_total_timeout(app, receiver, run_worker):
-    app.config["HOOKLINE_DELIVERY_TIMEOUT"] = 1
+    configure(app, HOOKLINE_DELIVERY_TIMEOUT=1)
     tenant = make_tenant()
     receiver.script("/hook", Reply(delay=3))
     make_subscription(tenant.id, receiver.url())
@@ -181,8 +182,7 @@ def test_slow_endpoint_hits_the_total_timeout(app, receiver, run_worker):
 
 def test_a_slow_endpoint_holds_only_its_share_of_the_sending_threads(app, receiver, run_worker):
     """Its backlog is older than everyone else's work, yet the others go out at once."""
-    app.config["HOOKLINE_WORKER_CONCURRENCY"] = 8
-    app.config["HOOKLINE_ENDPOINT_CONCURRENCY"] = 2
+    configure(app, HOOKLINE_WORKER_CONCURRENCY=8, HOOKLINE_ENDPOINT_CONCURRENCY=2)
     tenant = make_tenant()
     receiver.script("/slow", default=Reply(delay=0.5))
     make_subscription(tenant.id, receiver.url("/slow"), events=["invoice.paid"])
@@ -228,8 +228,7 @@ def test_a_response_that_never_ends_is_cut_at_the_total_timeout(app, run_worker)
 
     thread = threading.Thread(target=endless, daemon=True)
     thread.start()
-    app.config["HOOKLINE_DELIVERY_TIMEOUT"] = 1
-    app.config["HOOKLINE_RETRY_SCHEDULE"] = []
+    configure(app, HOOKLINE_DELIVERY_TIMEOUT=1, HOOKLINE_RETRY_SCHEDULE=[])
     tenant = make_tenant()
     make_subscription(tenant.id, f"http://127.0.0.1:{port}/hook")
     publish("invoice.paid", {"invoice_id": "inv_1"}, tenant_id=tenant.id)

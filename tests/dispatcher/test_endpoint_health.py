@@ -20,6 +20,7 @@ from portal.models import Attempt, Delivery, Subscription
 from tests.dispatcher.helpers import sweep_and_work
 from tests.factories import make_subscription, make_tenant
 from tests.receiver import Reply
+from tests.support import configure
 
 
 def _publish(tenant_id: str, count: int, event_type: str = "invoice.paid") -> None:
@@ -97,8 +98,7 @@ def test_a_slow_success_does_not_grow_the_limit():
 
 def test_a_hanging_endpoint_costs_only_its_own_deliveries(app, receiver, run_worker):
     """Four sending slots; the hanging endpoint's sends leave them after a second."""
-    app.config["HOOKLINE_WORKER_CONCURRENCY"] = 4
-    app.config["HOOKLINE_DELIVERY_TIMEOUT"] = 5
+    configure(app, HOOKLINE_WORKER_CONCURRENCY=4, HOOKLINE_DELIVERY_TIMEOUT=5)
     receiver.script("/hang", default=Reply(delay=6))
     receiver.script("/fast", default=Reply(delay=0.05))
     tenant = make_tenant()
@@ -122,7 +122,7 @@ def test_a_hanging_endpoint_costs_only_its_own_deliveries(app, receiver, run_wor
 
 
 def _failing_endpoint(app, receiver, run_worker, events: int = 12):
-    app.config["HOOKLINE_BREAKER_FAILURES"] = 3
+    configure(app, HOOKLINE_BREAKER_FAILURES=3)
     receiver.script("/down", default=Reply(status=503))
     tenant = make_tenant()
     sub, _ = make_subscription(tenant.id, receiver.url("/down"))
@@ -206,7 +206,7 @@ def test_a_410_still_disables_at_once(app, receiver, run_worker):
 
 
 def test_retry_after_pauses_the_whole_endpoint(app, receiver, run_worker):
-    app.config["HOOKLINE_RETRY_SCHEDULE"] = [3, 3, 3]  # they also cap a Retry-After pause
+    configure(app, HOOKLINE_RETRY_SCHEDULE=[3, 3, 3])  # they also cap a Retry-After pause
     receiver.script("/busy", Reply(status=429, headers={"Retry-After": "2"}), default=Reply())
     tenant = make_tenant()
     sub, _ = make_subscription(tenant.id, receiver.url("/busy"))

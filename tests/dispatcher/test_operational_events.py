@@ -15,6 +15,7 @@ from portal.services import subscriptions as service
 from tests.dispatcher.helpers import sweep_and_work, work_until
 from tests.factories import make_subscription, make_tenant
 from tests.receiver import Reply
+from tests.support import configure
 
 SCHEMAS = {spec.name: spec.schema for spec in STANDARD_EVENT_TYPES}
 
@@ -117,7 +118,7 @@ def test_endpoint_secret_rotated_arrives_with_the_grace_end(app, receiver, run_w
 
 
 def test_endpoint_delivery_failed_when_retries_are_used_up(app, receiver, run_worker):
-    app.config["HOOKLINE_RETRY_SCHEDULE"] = []  # the first failed attempt is the last
+    configure(app, HOOKLINE_RETRY_SCHEDULE=[])  # the first failed attempt is the last
     receiver.script("/down", default=Reply(status=500))
     tenant, _, _ = _watch(receiver)
     sub, _ = make_subscription(tenant.id, receiver.url("/down"), events=["*", "endpoint.*"])
@@ -135,7 +136,7 @@ def test_endpoint_delivery_failed_when_retries_are_used_up(app, receiver, run_wo
 def test_failed_operational_deliveries_do_not_cascade(app, receiver, run_worker):
     """Two endpoints that listen to each other's notices and both fail: one notice about the
     real delivery, none about the notices' own failed deliveries."""
-    app.config["HOOKLINE_RETRY_SCHEDULE"] = []
+    configure(app, HOOKLINE_RETRY_SCHEDULE=[])
     receiver.script("/a", default=Reply(status=500))
     receiver.script("/b", default=Reply(status=500))
     tenant = make_tenant()
@@ -154,7 +155,7 @@ def test_failed_operational_deliveries_do_not_cascade(app, receiver, run_worker)
 
 
 def test_endpoint_failing_and_recovered_follow_the_breaker(app, receiver, run_worker, clock):
-    app.config["HOOKLINE_BREAKER_FAILURES"] = 3
+    configure(app, HOOKLINE_BREAKER_FAILURES=3)
     receiver.script("/down", default=Reply(status=503))
     tenant, _, _ = _watch(receiver, events=("endpoint.failing", "endpoint.recovered"))
     sub, _ = make_subscription(tenant.id, receiver.url("/down"), events=["invoice.paid"])

@@ -19,6 +19,7 @@ from portal.extensions import db
 from portal.models import Delivery, Event
 from portal.services import event_types
 from tests.factories import make_subscription, make_tenant
+from tests.support import configure
 
 
 def _count(model) -> int:
@@ -106,7 +107,7 @@ def test_invalid_publish_raises_a_clear_error_and_writes_nothing(app, event_type
 
 
 def test_payload_over_the_limit_is_refused(app):
-    app.config["HOOKLINE_MAX_PAYLOAD_BYTES"] = 1000
+    configure(app, HOOKLINE_MAX_PAYLOAD_BYTES=1000)
     tenant = make_tenant()
     with pytest.raises(PayloadTooLarge, match="limit is 1000 bytes"):
         publish("invoice.paid", {"invoice_id": "inv_1", "pad": "x" * 2000}, tenant_id=tenant.id)

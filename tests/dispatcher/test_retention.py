@@ -12,6 +12,7 @@ from dispatcher import maintenance
 from portal.extensions import db
 from portal.models import Attempt, Delivery, Event
 from tests.factories import make_subscription, make_tenant
+from tests.support import configure
 
 RETENTION_DAYS = 30
 
@@ -20,7 +21,7 @@ RETENTION_DAYS = 30
 def history(app, clock):
     """Makes an event with one delivery and its attempts, `age` days old by the fake clock
     (the last attempt `last_attempt_age` days old when given), straight into the tables."""
-    app.config["HOOKLINE_RETENTION_DAYS"] = RETENTION_DAYS
+    configure(app, HOOKLINE_RETENTION_DAYS=RETENTION_DAYS)
     tenant = make_tenant()
     subscription, _ = make_subscription(tenant.id, "http://127.0.0.1:9/hook")
 
@@ -156,9 +157,9 @@ def test_prune_pauses_after_each_full_batch_as_long_as_it_took(history, monkeypa
 
 
 def test_the_budget_is_at_most_half_the_sweep_interval(app) -> None:
-    app.config["HOOKLINE_SWEEP_INTERVAL"] = 15
+    configure(app, HOOKLINE_SWEEP_INTERVAL=15)
     assert maintenance.prune_budget() == maintenance.PRUNE_SECONDS == 5.0
-    app.config["HOOKLINE_SWEEP_INTERVAL"] = 4
+    configure(app, HOOKLINE_SWEEP_INTERVAL=4)
     assert maintenance.prune_budget() == 2.0
 
 

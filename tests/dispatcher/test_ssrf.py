@@ -14,6 +14,7 @@ from portal.services import ServiceError
 from portal.services import subscriptions as service
 from tests.dispatcher.helpers import attempts_of, only_delivery
 from tests.factories import make_subscription, make_tenant
+from tests.support import configure
 
 NON_PUBLIC = [
     "http://127.0.0.1/",
@@ -73,7 +74,7 @@ def test_https_only_refuses_plain_http():
 def test_create_and_update_refuse_private_targets_when_not_allowed(app, receiver):
     tenant = make_tenant()
     sub, _ = make_subscription(tenant.id, receiver.url())
-    app.config["HOOKLINE_ALLOW_PRIVATE_TARGETS"] = False
+    configure(app, HOOKLINE_ALLOW_PRIVATE_TARGETS=False)
     with pytest.raises(ServiceError) as refused:
         service.create(tenant.id, url="http://10.0.0.5/hook", events=["*"])
     assert refused.value.field == "url"
@@ -84,7 +85,7 @@ def test_create_and_update_refuse_private_targets_when_not_allowed(app, receiver
 def test_delivery_time_check_refuses_a_target_that_became_private(app, receiver, run_worker):
     tenant = make_tenant()
     make_subscription(tenant.id, receiver.url())
-    app.config["HOOKLINE_ALLOW_PRIVATE_TARGETS"] = False
+    configure(app, HOOKLINE_ALLOW_PRIVATE_TARGETS=False)
     publish("invoice.paid", {"invoice_id": "inv_1"}, tenant_id=tenant.id)
     db.session.commit()
     run_worker()

@@ -23,6 +23,7 @@ from tests.conftest import TEST_CONFIG
 from tests.factories import make_subscription, make_tenant, set_health
 from tests.hardening.conftest import close_app, scrape, value
 from tests.receiver import Reply
+from tests.support import configure
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,7 +78,7 @@ def test_metrics_figures_move_after_publish_and_delivery(app, client, receiver, 
 
 
 def test_last_failed_attempt_counts_as_failed(app, client, receiver, run_worker):
-    app.config["HOOKLINE_RETRY_SCHEDULE"] = []
+    configure(app, HOOKLINE_RETRY_SCHEDULE=[])
     tenant_id, _, _ = _two_endpoints(receiver)
     before = scrape(client)
     _publish(tenant_id, 1)

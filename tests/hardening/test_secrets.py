@@ -24,6 +24,7 @@ from portal.services import subscriptions as subscription_service
 from tests.factories import make_api_key, make_subscription, make_tenant
 from tests.hardening.conftest import call_api
 from tests.receiver import Reply
+from tests.support import configure
 from tests.ui.conftest import PASSWORD, csrf_token
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +212,7 @@ def _database_dump() -> str:
 
 def test_no_secret_key_or_password_reaches_any_log_line(app, client, receiver, run_worker):
     """A whole journey through the CLI, the API, the portal and the workers, logged at DEBUG."""
-    app.config["HOOKLINE_RETRY_SCHEDULE"] = []  # the first failure is final, so retry has work
+    configure(app, HOOKLINE_RETRY_SCHEDULE=[])  # the first failure is final, so retry has work
     receiver.script("/hook", Reply(status=500), default=Reply(status=200))
     secrets: list[str] = [PASSWORD, app.config["HOOKLINE_ENCRYPTION_KEY"], app.config["SECRET_KEY"]]
     runner = app.test_cli_runner()

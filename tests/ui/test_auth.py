@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.support import configure
 from tests.ui.conftest import PASSWORD, csrf_token, make_admin, sign_in
 
 
@@ -52,7 +53,7 @@ def test_wrong_password_and_unknown_email_get_the_same_answer(client, admin):
 
 
 def test_repeated_failures_lock_out_that_email_even_with_the_right_password(app, client, admin):
-    app.config["HOOKLINE_LOGIN_MAX_FAILURES"] = 3
+    configure(app, HOOKLINE_LOGIN_MAX_FAILURES=3)
     token = csrf_token(client)
     for _ in range(3):
         response = client.post(
@@ -67,7 +68,7 @@ def test_repeated_failures_lock_out_that_email_even_with_the_right_password(app,
 
 
 def test_successful_sign_in_forgets_earlier_failures(app, client, admin):
-    app.config["HOOKLINE_LOGIN_MAX_FAILURES"] = 2
+    configure(app, HOOKLINE_LOGIN_MAX_FAILURES=2)
     token = csrf_token(client)
     client.post("/login", data={"email": admin.email, "password": "bad", "csrf_token": token})
     assert sign_in(client, admin).status_code == 302

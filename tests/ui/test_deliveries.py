@@ -12,6 +12,7 @@ from portal.extensions import db
 from portal.models import Delivery
 from tests.factories import make_subscription
 from tests.receiver import Reply
+from tests.support import configure
 from tests.ui.conftest import Portal, make_admin, sign_in
 
 HOSTILE = "<script>alert('pwned')</script>"
@@ -92,7 +93,7 @@ def test_bad_filters_and_cursors_explain_themselves(portal):
 
 
 def test_detail_shows_each_attempt_with_escaped_pretty_response(app, portal, receiver, run_worker):
-    app.config["HOOKLINE_RETRY_SCHEDULE"] = []
+    configure(app, HOOKLINE_RETRY_SCHEDULE=[])
     receiver.script(
         "/hook",
         Reply(
@@ -118,7 +119,7 @@ def test_detail_shows_each_attempt_with_escaped_pretty_response(app, portal, rec
 
 
 def test_truncated_response_body_is_marked(app, portal, receiver, run_worker):
-    app.config["HOOKLINE_RETRY_SCHEDULE"] = []
+    configure(app, HOOKLINE_RETRY_SCHEDULE=[])
     receiver.script("/big", Reply(status=200, body=b"x" * 20000))
     make_subscription(portal.admin.tenant_id, receiver.url("/big"))
     _publish(portal.admin.tenant_id)
@@ -129,7 +130,7 @@ def test_truncated_response_body_is_marked(app, portal, receiver, run_worker):
 
 
 def test_retry_queues_a_manual_attempt_and_the_detail_polls(app, portal, receiver, run_worker):
-    app.config["HOOKLINE_RETRY_SCHEDULE"] = []
+    configure(app, HOOKLINE_RETRY_SCHEDULE=[])
     receiver.script("/hook", Reply(status=503, body=b"down"), default=Reply(status=200))
     make_subscription(portal.admin.tenant_id, receiver.url("/hook"))
     _publish(portal.admin.tenant_id)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from dispatcher.throttle import MAX_RATE_LIMIT, MIN_RATE_LIMIT
 from portal.extensions import db
 from portal.models import Subscription
-from portal.ui.filters import format_time
+from portal.ui.formatting import format_time
 from tests.factories import make_subscription, set_health
 from tests.ui.conftest import Portal, make_admin, sign_in
 

@@ -13,6 +13,7 @@ from portal.extensions import db
 from portal.models import Delivery, Subscription
 from portal.services import subscriptions as subscription_service
 from tests.factories import make_subscription
+from tests.support import configure
 from tests.ui.conftest import Portal, make_admin, sign_in
 
 
@@ -57,7 +58,7 @@ def test_whole_group_and_everything_are_saved_as_wildcards(portal, receiver):
 
 
 def test_refused_url_is_explained_next_to_the_field(app, portal):
-    app.config["HOOKLINE_ALLOW_PRIVATE_TARGETS"] = False
+    configure(app, HOOKLINE_ALLOW_PRIVATE_TARGETS=False)
     response = portal.post(
         "/endpoints/new", {"url": "http://169.254.169.254/latest", "events": ["*"]}
     )

@@ -211,7 +211,7 @@ class DevRun:
         seed = [*flask, "demo", "seed", "--endpoint-url", url]
         self.seed_output = self.step("flask demo seed", seed, echo=False)
         if self.receiver.moved:  # an earlier run's demo endpoint may point at another port
-            self.step("demo endpoint", [sys.executable, "-m", "portal.devrun", REPOINT, url])
+            self.step("demo endpoint", [sys.executable, "-m", "devtools.devrun", REPOINT, url])
         if self.stop_requested.is_set():
             return
         web = [*flask, "run", "--debug", "--host", "127.0.0.1", "--port", str(self.web_port)]
@@ -413,7 +413,7 @@ def repoint_demo_endpoint(url: str) -> None:
 
 
 def main(argv: Sequence[str] = (), instance: Path | None = None) -> int:
-    """Entry point of `make run` (`python -m portal.devrun`); `instance` holds the embedded
+    """Entry point of `make run` (`python -m devtools.devrun`); `instance` holds the embedded
     Redis and the demo receiver's port (tests pass a temporary folder)."""
     argv = list(argv)
     if argv[:1] == [REPOINT] and len(argv) == 2:

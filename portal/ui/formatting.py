@@ -1,4 +1,6 @@
-"""Template filters: times in UTC, durations, and JSON pretty-printed on the server.
+"""How the portal's templates format values: times in UTC, durations, catalog group labels, and
+JSON pretty-printed on the server (registered as Jinja filters; not to be confused with the
+event and data filters of dispatcher/filters.py).
 
 Pretty-printing here (not in the browser) means the template only ever prints text, which Jinja
 escapes; no receiver body or user text is ever marked safe.
@@ -13,7 +15,8 @@ from typing import Any
 from flask import Flask
 
 from dispatcher import clock
-from portal.catalog import GROUP_LABELS
+from dispatcher.states import DeliveryStatus
+from portal.catalog import GROUP_LABELS, group_of
 
 
 def pretty_json(value: Any) -> str:
@@ -61,9 +64,16 @@ def group_label(group: str) -> str:
     return GROUP_LABELS.get(group, group.replace("_", " ").capitalize())
 
 
+def type_group_label(event_type: str) -> str:
+    """The display name of an event type's group (`invoice.paid` → "Billing — invoices")."""
+    return group_label(group_of(event_type))
+
+
 def register(app: Flask) -> None:
-    """Make the filters available to every template."""
+    """Make the filters available to every template, and the delivery states' names, so a
+    template compares `delivery.status == DeliveryStatus.PENDING` rather than spell the value."""
     app.add_template_filter(pretty_json, "pretty_json")
     app.add_template_filter(format_time, "time")
     app.add_template_filter(time_ago, "ago")
     app.add_template_filter(group_label, "group_label")
+    app.jinja_env.globals.setdefault("DeliveryStatus", DeliveryStatus)
