@@ -27,6 +27,7 @@ from dispatcher.errors import TargetRefused
 from dispatcher.models import Event, Subscription
 from dispatcher.outcomes import Outcome
 from dispatcher.sending import RECORD_EVERY_SECONDS, Sender, sender
+from dispatcher.settings import DRAIN_BUDGET_SECONDS, get_settings
 from dispatcher.ssrf import Target, check_target
 from dispatcher.store import db
 
@@ -168,11 +169,11 @@ class _Requests:
     endpoint, both made once, and the same webhook-timestamp for all."""
 
     def __init__(self, now: datetime) -> None:
-        config = current_app.config
+        settings = get_settings()
         self.now = now  # when the secrets must be valid (the injectable clock)
         self.timestamp = _webhook_timestamp()
-        self.allow_private = config["HOOKLINE_ALLOW_PRIVATE_TARGETS"]
-        self.https_only = config["HOOKLINE_HTTPS_ONLY"]
+        self.allow_private = settings.allow_private_targets
+        self.https_only = settings.https_only
         self._bodies: dict[str, bytes] = {}
         self._keys: dict[str, list[signing.SigningKey] | None] = {}
 
@@ -255,11 +256,10 @@ class _Drain:
     compared with `clock.now()`."""
 
     def __init__(self, out: Sender, priority: bool) -> None:
-        config = current_app.config
         self.out = out
         self.priority = priority
-        self.lease = timedelta(seconds=float(config["HOOKLINE_DELIVERY_TIMEOUT"]))
-        self.budget_ends = time.monotonic() + config["HOOKLINE_DRAIN_BUDGET"]
+        self.lease = timedelta(seconds=get_settings().delivery_timeout)
+        self.budget_ends = time.monotonic() + DRAIN_BUDGET_SECONDS
         self.refill_at = max(1, out.working // 2)  # this many free slots are claimed at once
         self.started = 0  # deliveries this drain has started
         self.asked_for_help = False  # it kicked another drain because more was due
@@ -381,9 +381,8 @@ def _start(out: Sender, claimed: list[Claim]) -> int:
     """Prepare the claimed deliveries and hand them to the sender."""
     if not claimed:
         return 0
-    config = current_app.config
-    timeout = float(config["HOOKLINE_DELIVERY_TIMEOUT"])
-    connect = float(config["HOOKLINE_CONNECT_TIMEOUT"])
+    settings = get_settings()
+    timeout, connect = float(settings.delivery_timeout), float(settings.connect_timeout)
     ready, unsendable = _prepare(claimed)
     out.add_unsendable(unsendable)
     for outcome, (target, body, headers) in ready:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
 from sqlalchemy import insert
 
 from dispatcher import clock, health, lifecycle, metrics, notices, queues, transitions
@@ -20,6 +19,7 @@ from dispatcher.http import Response
 from dispatcher.ids import new_id
 from dispatcher.message import format_timestamp
 from dispatcher.models import Attempt, Subscription
+from dispatcher.settings import get_settings
 from dispatcher.states import DeliveryStatus, Trigger
 from dispatcher.store import db
 
@@ -44,7 +44,7 @@ def record(outcomes: list[Outcome]) -> None:
     if not outcomes:
         return
     now = clock.now()
-    schedule = current_app.config["HOOKLINE_RETRY_SCHEDULE"]
+    schedule = get_settings().retry_schedule
     attempted = [o for o in outcomes if o.response is not None]
     states: list[transitions.AttemptedState] = []
     health_changes: list[tuple[str, str, str]] = []
@@ -143,9 +143,9 @@ def _failure(o: Outcome) -> dict:
     }
 
 
-def _record_health(attempted: list[Outcome], schedule: list[int]) -> list[tuple[str, str, str]]:
+def _record_health(attempted: list[Outcome], schedule: tuple[int, ...]) -> list[tuple[str, str, str]]:
     """Hand the attempts to the endpoint-health rules (test events do not count)."""
-    config = current_app.config
+    settings = get_settings()
     return health.record_results(
         [
             health.Result(
@@ -158,7 +158,7 @@ def _record_health(attempted: list[Outcome], schedule: list[int]) -> list[tuple[
             for o in attempted
             if not o.claim.is_test
         ],
-        threshold=config["HOOKLINE_BREAKER_FAILURES"],
-        max_pause=config["HOOKLINE_BREAKER_MAX_PAUSE"],
+        threshold=settings.breaker_failures,
+        max_pause=settings.breaker_max_pause,
         pause_limit=health.pause_cap(schedule),
     )

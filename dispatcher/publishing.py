@@ -16,7 +16,7 @@ from typing import Any
 
 import jsonschema
 import referencing.exceptions
-from flask import current_app, has_app_context
+from flask import has_app_context
 from sqlalchemy import Row, func, insert, or_, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
@@ -33,6 +33,7 @@ from dispatcher.errors import (
 from dispatcher.filters import data_filter_matches, matches
 from dispatcher.ids import new_id
 from dispatcher.models import Delivery, Event, EventType, Subscription
+from dispatcher.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def validate(session: Session, tenant_id: str, event_type: str, data: Any) -> No
     """Raise a PublishError subclass unless the tenant may publish `data` as `event_type`."""
     if not isinstance(event_type, str) or not event_type or "\x00" in event_type:
         raise UnknownEventType("the event type must be a non-empty string without NUL")
-    encode_data(data, current_app.config["HOOKLINE_MAX_PAYLOAD_BYTES"])
+    encode_data(data, get_settings().max_payload_bytes)
     found = find_event_type(session, tenant_id, event_type)
     if found is None:
         raise UnknownEventType(f"unknown event type {event_type!r}")

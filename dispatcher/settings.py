@@ -226,14 +226,36 @@ def parse_operator_keys(value: str | None) -> tuple[str, ...]:
     return keys
 
 
+KEYS_DISAGREE = (
+    "HOOKLINE_ENCRYPTION_KEY and HOOKLINE_ENCRYPTION_KEYS are both set but disagree: "
+    "HOOKLINE_ENCRYPTION_KEY must be the first key of HOOKLINE_ENCRYPTION_KEYS (the one that "
+    "encrypts), or be left unset"
+)
+
+
+def encryption_keys(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The Fernet keys that encrypt secrets at rest, newest (the encrypting one) first.
+
+    load_config() sets both names; a host app may set either. When both are set they must
+    agree on the encrypting key: which one was meant cannot be guessed."""
+    listed = config.get("HOOKLINE_ENCRYPTION_KEYS") or ()
+    keys = tuple(k.strip() for k in listed.split(",")) if isinstance(listed, str) else tuple(listed)
+    single = config.get("HOOKLINE_ENCRYPTION_KEY")
+    if not keys:
+        if not single:
+            raise ConfigError("HOOKLINE_ENCRYPTION_KEYS (or HOOKLINE_ENCRYPTION_KEY) is not set")
+        return (single,)
+    if single and single != keys[0]:
+        raise ConfigError(KEYS_DISAGREE)
+    return keys
+
+
 def _read_encryption_keys(name: str, source: Source) -> tuple[str, ...]:
     """The Fernet keys, newest (the encrypting one) first: HOOKLINE_ENCRYPTION_KEYS (comma-
     separated), else HOOKLINE_ENCRYPTION_KEY, else (development) the key kept in instance/.
 
     Both may be set only if HOOKLINE_ENCRYPTION_KEY is the list's first key. An error names a
     bad key by its position, never by its value."""
-    from dispatcher import signing  # signing imports the connection, which imports this
-
     listed = (source.text(name) or "").strip()
     single = (source.text("HOOKLINE_ENCRYPTION_KEY") or "").strip()
     if not listed:
@@ -254,7 +276,7 @@ def _read_encryption_keys(name: str, source: Source) -> tuple[str, ...]:
                 f"base64-encoded bytes each), newest first; key {position} of {len(keys)} "
                 f"{'is empty' if not key else 'is not one'}; {MAKE_FERNET_KEY}"
             )
-    return signing.encryption_keys({name: keys, "HOOKLINE_ENCRYPTION_KEY": single})
+    return encryption_keys({name: keys, "HOOKLINE_ENCRYPTION_KEY": single})
 
 
 def _is_fernet_key(key: str) -> bool:

@@ -22,11 +22,9 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -37,10 +35,11 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     PublicFormat,
 )
-from flask import current_app
 
-from dispatcher.connection import ConfigError
 from dispatcher.errors import InvalidSecret
+
+# The key list is a setting; its rules live with the settings (named here too, for callers).
+from dispatcher.settings import KEYS_DISAGREE, encryption_keys, get_settings  # noqa: F401
 
 SECRET_PREFIX = "whsec_"
 PRIVATE_KEY_PREFIX = "whsk_"
@@ -184,30 +183,6 @@ def signature_header(keys: list[SigningKey], msg_id: str, timestamp: int, body: 
     return " ".join(sign(key, msg_id, timestamp, body) for key in keys)
 
 
-KEYS_DISAGREE = (
-    "HOOKLINE_ENCRYPTION_KEY and HOOKLINE_ENCRYPTION_KEYS are both set but disagree: "
-    "HOOKLINE_ENCRYPTION_KEY must be the first key of HOOKLINE_ENCRYPTION_KEYS (the one that "
-    "encrypts), or be left unset"
-)
-
-
-def encryption_keys(config: Mapping[str, Any]) -> tuple[str, ...]:
-    """The Fernet keys that encrypt secrets at rest, newest (the encrypting one) first.
-
-    load_config() sets both names; a host app may set either. When both are set they must
-    agree on the encrypting key: which one was meant cannot be guessed."""
-    listed = config.get("HOOKLINE_ENCRYPTION_KEYS") or ()
-    keys = tuple(k.strip() for k in listed.split(",")) if isinstance(listed, str) else tuple(listed)
-    single = config.get("HOOKLINE_ENCRYPTION_KEY")
-    if not keys:
-        if not single:
-            raise ConfigError("HOOKLINE_ENCRYPTION_KEYS (or HOOKLINE_ENCRYPTION_KEY) is not set")
-        return (single,)
-    if single and single != keys[0]:
-        raise ConfigError(KEYS_DISAGREE)
-    return keys
-
-
 @lru_cache(maxsize=8)
 def _multi_fernet(keys: tuple[str, ...]) -> MultiFernet:
     return MultiFernet([Fernet(key.encode()) for key in keys])
@@ -215,13 +190,13 @@ def _multi_fernet(keys: tuple[str, ...]) -> MultiFernet:
 
 def _fernet() -> MultiFernet:
     """Every configured key decrypts; the first encrypts."""
-    return _multi_fernet(encryption_keys(current_app.config))
+    return _multi_fernet(get_settings().encryption_keys)
 
 
 def reencrypted(token: str) -> str | None:
     """`token` encrypted with the first key, or None when it already is (rewriting it would
     change nothing); raises InvalidToken when no configured key decrypts it."""
-    keys = encryption_keys(current_app.config)
+    keys = get_settings().encryption_keys
     try:
         _multi_fernet(keys[:1]).decrypt(token.encode())
         return None

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import redis
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, request
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -32,6 +32,7 @@ import dispatcher.metrics  # noqa: F401  (defines the counters, so a scrape show
 from dispatcher import clock, health, queues
 from dispatcher.claims import due_filter
 from dispatcher.health import STATES
+from dispatcher.settings import get_settings
 from dispatcher.states import DeliveryStatus
 from dispatcher.store import db
 from portal.models import Delivery, Subscription
@@ -79,9 +80,7 @@ class OutboxCollector(Collector):
         # not behind: they show as hookline_endpoints{state} instead.
         held = select(Subscription.id).where(health.unhealthy(now))
         due = (*due_filter(now), Delivery.subscription_id.not_in(held))
-        overdue_after = max(
-            OVERDUE_AFTER, timedelta(seconds=4 * current_app.config["HOOKLINE_SWEEP_INTERVAL"])
-        )
+        overdue_after = max(OVERDUE_AFTER, timedelta(seconds=4 * get_settings().sweep_interval))
         oldest = db.session.scalar(select(func.min(Delivery.next_attempt_at)).where(*due))
         in_flight = (Delivery.status == DeliveryStatus.PENDING, Delivery.lease_expires_at >= now)
         figures = [

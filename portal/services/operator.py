@@ -20,6 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dispatcher import clock
+from dispatcher.settings import get_settings
 from dispatcher.store import db
 from portal.config import OPERATOR_KEY_PREFIX
 from portal.models import OperatorKey, PortalLink, Tenant
@@ -80,10 +81,7 @@ def operator_for(token: str) -> Operator | None:
         return None
     digest = _digest(token)
     # Every configured key is compared, in constant time, whichever matches.
-    matches = [
-        hmac.compare_digest(_digest(key), digest)
-        for key in current_app.config.get("HOOKLINE_OPERATOR_KEYS") or ()
-    ]
+    matches = [hmac.compare_digest(_digest(key), digest) for key in get_settings().operator_keys]
     if any(matches):
         return Operator(f"config:{matches.index(True) + 1}")
     row = db.session.scalar(select(OperatorKey).where(OperatorKey.key_hash == digest))

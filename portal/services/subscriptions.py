@@ -15,7 +15,6 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -24,6 +23,7 @@ from dispatcher.errors import InvalidSecret, TargetRefused, UnknownEventType
 from dispatcher.filters import FilterError, compile_filter
 from dispatcher.health import EndpointHealth, describe
 from dispatcher.message import is_reserved_header
+from dispatcher.settings import get_settings
 from dispatcher.ssrf import check_target
 from dispatcher.store import db
 from dispatcher.throttle import MAX_RATE_LIMIT, MIN_RATE_LIMIT
@@ -50,8 +50,8 @@ def check_url(url: Any) -> str:
     try:
         check_target(
             url.strip(),
-            allow_private=current_app.config["HOOKLINE_ALLOW_PRIVATE_TARGETS"],
-            https_only=current_app.config["HOOKLINE_HTTPS_ONLY"],
+            allow_private=get_settings().allow_private_targets,
+            https_only=get_settings().https_only,
         )
     except TargetRefused as exc:
         raise ServiceError(str(exc), field="url", code="url_refused") from None

@@ -12,6 +12,7 @@ from portal.models import Subscription
 from tests.dispatcher.helpers import attempts_of, only_delivery, sweep_and_work, work_until
 from tests.factories import make_subscription, make_tenant
 from tests.receiver import Reply
+from tests.support import configure
 
 
 def _publish_one(tenant_id: str) -> None:
@@ -22,7 +23,7 @@ def _publish_one(tenant_id: str) -> None:
 def test_receiver_failing_twice_gets_exactly_three_attempts_at_the_schedule(
     app, receiver, run_worker
 ):
-    app.config["HOOKLINE_RETRY_SCHEDULE"] = [1, 1, 1]
+    configure(app, HOOKLINE_RETRY_SCHEDULE=[1, 1, 1])
     receiver.script("/hook", Reply(status=500), Reply(status=502))
     tenant = make_tenant()
     make_subscription(tenant.id, receiver.url())
