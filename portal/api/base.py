@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask_smorest import Blueprint
+from marshmallow import RAISE, Schema
 
 from portal.api import auth, errors
 
@@ -31,12 +32,34 @@ def resource_blueprint(name: str, path: str, description: str) -> Blueprint:
     return blp
 
 
-def documents(blp: Blueprint, *statuses: int) -> Callable[[Any], Any]:
-    """Document the problem responses an operation can give (besides 401 and the default)."""
+def documents(
+    blp: Blueprint, *statuses: int, security: list[dict[str, list]] | None = None
+) -> Callable[[Any], Any]:
+    """Document the problem responses an operation can give (besides 401 and the default), and
+    the `security` scheme it needs when it is not the blueprint's API key."""
 
     def decorator(view: Any) -> Any:
         for status in sorted({*COMMON_ERRORS, *statuses}, reverse=True):
             view = blp.alt_response(status, response=http.HTTPStatus(status).name)(view)
-        return view
+        return blp.doc(security=security)(view) if security is not None else view
+
+    return decorator
+
+
+def lists(
+    blp: Blueprint,
+    args: type[Schema],
+    page: type[Schema],
+    *,
+    security: list[dict[str, list]] | None = None,
+) -> Callable[[Any], Any]:
+    """A list operation of every list alike: its query `args` (an unknown parameter is refused,
+    not ignored), a 200 answered with `page` (portal.services.paging's envelope), and the
+    problems every operation can give."""
+
+    def decorator(view: Any) -> Any:
+        view = documents(blp, security=security)(view)
+        view = blp.response(200, page)(view)
+        return blp.arguments(args, location="query", unknown=RAISE)(view)
 
     return decorator

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE
-
 from dispatcher.store import db
 from portal.api.auth import current_tenant_id
-from portal.api.base import documents, resource_blueprint
+from portal.api.base import documents, lists, resource_blueprint
 from portal.api.schemas import (
     DeliveryDetailSchema,
     DeliveryListArgs,
@@ -20,9 +18,7 @@ blp = resource_blueprint("Deliveries", "/deliveries", "The delivery log, and ret
 
 
 @blp.route("")
-@blp.arguments(DeliveryListArgs, location="query", unknown=RAISE)
-@blp.response(200, DeliveryPage)
-@documents(blp)
+@lists(blp, DeliveryListArgs, DeliveryPage)
 def list_deliveries(args: dict):
     """List deliveries
 

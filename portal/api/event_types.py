@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from flask import Response
 from flask.views import MethodView
-from marshmallow import RAISE
 
 from dispatcher.store import db
 from portal.api.auth import current_tenant_id
-from portal.api.base import BODY_ERRORS, documents, resource_blueprint
+from portal.api.base import BODY_ERRORS, documents, lists, resource_blueprint
 from portal.api.schemas import (
     EventTypeCreateArgs,
     EventTypePage,
@@ -25,9 +24,7 @@ blp = resource_blueprint(
 
 @blp.route("")
 class EventTypes(MethodView):
-    @blp.arguments(EventTypePageArgs, location="query", unknown=RAISE)
-    @blp.response(200, EventTypePage)
-    @documents(blp)
+    @lists(blp, EventTypePageArgs, EventTypePage)
     def get(self, args: dict) -> Page:
         """List event types
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from flask import url_for
 from flask.views import MethodView
-from marshmallow import RAISE
 
 from dispatcher.store import db
 from portal.api.auth import current_tenant_id
-from portal.api.base import BODY_ERRORS, documents, resource_blueprint
+from portal.api.base import BODY_ERRORS, documents, lists, resource_blueprint
 from portal.api.schemas import (
     EventListArgs,
     EventPage,
@@ -54,9 +53,7 @@ class Events(MethodView):
         }
         return Extended(event, deliveries=published.deliveries), 202, headers
 
-    @blp.arguments(EventListArgs, location="query", unknown=RAISE)
-    @blp.response(200, EventPage)
-    @documents(blp)
+    @lists(blp, EventListArgs, EventPage)
     def get(self, args: dict) -> Page:
         """List events
 

@@ -9,7 +9,6 @@ The routes are in the same OpenAPI document as the tenant API, each marked with 
 
 from __future__ import annotations
 
-import http
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,12 +17,11 @@ from flask import Blueprint as FlaskBlueprint
 from flask import Flask, Response, g, url_for
 from flask.views import MethodView
 from flask_smorest import Api, Blueprint
-from marshmallow import RAISE
 
 from dispatcher.store import db
-from portal.api import converters, errors, meta
+from portal.api import base, converters, errors, meta
 from portal.api.auth import bearer_token, check_body, unauthorized
-from portal.api.base import BODY_ERRORS, COMMON_ERRORS
+from portal.api.base import BODY_ERRORS
 from portal.api.operator_schemas import (
     AdminCreateArgs,
     AdminSchema,
@@ -98,19 +96,12 @@ def documents(*statuses: int) -> Callable[[Any], Any]:
     """The operator key this operation needs, and the problems it can answer (besides those of
     every operation: 401, 503)."""
 
-    def decorator(view: Any) -> Any:
-        for status in sorted({*COMMON_ERRORS, *statuses}, reverse=True):
-            view = blp.alt_response(status, response=http.HTTPStatus(status).name)(view)
-        return blp.doc(security=SECURITY)(view)
-
-    return decorator
+    return base.documents(blp, *statuses, security=SECURITY)
 
 
 @blp.route("")
 class Tenants(MethodView):
-    @blp.arguments(PageArgs, location="query", unknown=RAISE)
-    @blp.response(200, TenantPage)
-    @documents()
+    @base.lists(blp, PageArgs, TenantPage, security=SECURITY)
     def get(self, args: dict) -> Page:
         """List tenants
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from flask import Response, url_for
 from flask.views import MethodView
-from marshmallow import RAISE
 
 from dispatcher import clock
 from dispatcher.store import db
 from portal.api.auth import current_tenant_id
-from portal.api.base import BODY_ERRORS, documents, resource_blueprint
+from portal.api.base import BODY_ERRORS, documents, lists, resource_blueprint
 from portal.api.schemas import (
     Extended,
     FilterTestArgs,
@@ -39,9 +38,7 @@ blp = resource_blueprint(
 
 @blp.route("")
 class Subscriptions(MethodView):
-    @blp.arguments(PageArgs, location="query", unknown=RAISE)
-    @blp.response(200, SubscriptionPage)
-    @documents(blp)
+    @lists(blp, PageArgs, SubscriptionPage)
     def get(self, args: dict):
         """List endpoints
 
