@@ -9,6 +9,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support import wait_until
+
 
 @dataclass
 class Received:
@@ -114,13 +116,19 @@ class Receiver:
         self, count: int, path: str | None = None, timeout: float = 10.0
     ) -> list[Received]:
         """Wait until `count` requests (to `path`) arrived; return them."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def arrived() -> list[Received] | None:
             got = self.received(path)
-            if len(got) >= count:
-                return got
-            time.sleep(0.02)
-        raise AssertionError(f"expected {count} requests, got {len(self.received(path))}")
+            return got if len(got) >= count else None
+
+        return wait_until(
+            arrived,
+            timeout,
+            interval=0.02,
+            what=lambda: (
+                f"{count} requests to {path or 'any path'} (got {len(self.received(path))})"
+            ),
+        )
 
     def start(self) -> Receiver:
         self.thread.start()

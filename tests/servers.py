@@ -16,6 +16,8 @@ from pathlib import Path
 
 import redis
 
+from tests.support import wait_until
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -26,12 +28,13 @@ def free_port() -> int:
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
     """Block until something accepts connections on 127.0.0.1:port."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def accepts() -> bool:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
+            return True
+        return False
+
+    wait_until(accepts, timeout, what=f"something to listen on 127.0.0.1:{port}")
 
 
 def kill_group(process: subprocess.Popen) -> None:
@@ -69,16 +72,15 @@ class RedisServer:
             start_new_session=True,
         )  # fmt: skip
         client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + 10
+
+        def answers() -> bool:
+            try:
+                return client.ping()
+            except redis.ConnectionError:
+                return False
+
         try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
+            wait_until(answers, 10, what=f"Redis to answer on 127.0.0.1:{self.port}")
         finally:
             client.close()
 

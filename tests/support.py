@@ -6,11 +6,10 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import Flask
-
-from dispatcher import settings
+if TYPE_CHECKING:
+    from flask import Flask
 
 T = TypeVar("T")
 
@@ -18,6 +17,7 @@ T = TypeVar("T")
 def wait_until(
     predicate: Callable[[], T],
     timeout: float = 10.0,
+    *,
     interval: float = 0.05,
     what: str | Callable[[], str] = "the condition",
 ) -> T:
@@ -38,6 +38,10 @@ def wait_until(
 def configure(app: Flask, **values: Any) -> None:
     """Change settings of an app that is already built, as `create_app({...})` would have set
     them: into `app.config`, and then read again (the app reads its settings once, at init)."""
+    # Imported here, not at the top: tests/servers.py and tests/receiver.py use wait_until, and
+    # the servers they start in subprocesses should not pay for importing the product.
+    from dispatcher import settings
+
     app.config.update(values)
     instance = Path(app.config.get("HOOKLINE_INSTANCE_PATH") or app.instance_path)
     settings.init_app(app, os.environ, instance)

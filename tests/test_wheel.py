@@ -21,7 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ from standardwebhooks import Webhook
 from dispatcher.connection import stop_embedded_redis
 from portal import create_app
 from tests.receiver import Receiver
+from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -187,15 +188,9 @@ def gunicorn(installed_wheel: InstalledWheel, tmp_path: Path) -> Iterator[Callab
             )
         started.append(process)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            try:  # the port may accept before the worker has loaded the app
-                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    return url
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"gunicorn did not answer /healthz:\n{log_path.read_text()}")
+        # the port may accept before the worker has loaded the app
+        _wait_for_page(f"{url}/healthz", process, log_path)
+        return url
 
     yield start
     for process in started:
@@ -266,6 +261,19 @@ def test_installed_wheel_serves_the_portal_and_writes_nothing_under_site_package
         name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
     )
     assert changed == [], f"written under site-packages: {changed}"
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_runtime_packages_and_not_the_developer_tools(
+    installed_wheel: InstalledWheel,
+) -> None:
+    with zipfile.ZipFile(installed_wheel.wheel) as wheel:
+        names = wheel.namelist()
+    packages = {name.split("/")[0] for name in names}
+    assert {"portal", "dispatcher"} <= packages, packages
+    assert "devtools" not in packages, [n for n in names if n.startswith("devtools/")]
+    assert "devrun.py" not in {name.rsplit("/", 1)[-1] for name in names}, "devrun.py ships"
+    assert not (installed_wheel.site_packages / "devtools").exists()
 
 
 @pytest.fixture
@@ -402,15 +410,18 @@ def _copy_example(destination: Path) -> None:
 
 
 def _wait_for_page(url: str, process: subprocess.Popen, log: Path) -> None:
-    """Wait up to 30 s for `url` to answer 200 (the process's log if it never does)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
+    """Wait up to 30 s for `url` to answer 200, failing at once if `process` exits (the
+    process's log if it never answers)."""
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"exited {process.returncode} before {url} answered:\n{log.read_text()}")
         try:  # the first request may start the embedded Redis: give it a few seconds
-            if requests.get(url, timeout=5).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):
-            time.sleep(0.2)
-    pytest.fail(f"{url} did not answer:\n{log.read_text()}")
+            return requests.get(url, timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_until(answers, 30, interval=0.2, what=lambda: f"{url} to answer:\n{log.read_text()}")
 
 
 @dataclass
@@ -534,7 +545,19 @@ def _drive_the_example(url: str, receiver: Receiver, worker_log: Path) -> None:
     assert paid.status_code == 303
 
     got = receiver.wait_for(2, "/acme", timeout=30)
-    time.sleep(1)  # room for anything that should not come
+
+    def all_delivered() -> list[dict] | None:
+        deliveries = acme.api("GET", "/deliveries").json()["data"]
+        return deliveries if all(d["status"] == "succeeded" for d in deliveries) else None
+
+    # Once the worker has recorded every delivery there is as succeeded, nothing else is to come.
+    deliveries = wait_until(
+        all_delivered,
+        30,
+        interval=0.2,
+        what=lambda: f"the worker to record both deliveries:\n{worker_log.read_text()}",
+    )
+    assert len(deliveries) == 2, deliveries
     assert len(receiver.received()) == 2, worker_log.read_text()
     bodies = [Webhook(endpoint["secret"]).verify(r.body, r.headers) for r in got]
     assert sorted(body["type"] for body in bodies) == ["invoice.created", "invoice.paid"]
@@ -542,7 +565,6 @@ def _drive_the_example(url: str, receiver: Receiver, worker_log: Path) -> None:
     assert {body["data"]["invoice_id"] for body in bodies} == {invoice_id}
     events = acme.api("GET", "/events").json()["data"]
     assert len(events) == 5, events  # the paid invoice's five; nothing of the refused one
-    assert len(acme.api("GET", "/deliveries").json()["data"]) == 2
 
     anonymous = requests.get(f"{url}/webhooks/", timeout=10, allow_redirects=False)
     assert anonymous.status_code == 302

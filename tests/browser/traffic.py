@@ -3,10 +3,8 @@ clock) and delivered now by the real worker to a healthy and a broken loopback e
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from dispatcher import clock, publish
@@ -14,6 +12,7 @@ from portal.extensions import db
 from portal.models import Delivery, EventType, Subscription
 from tests.factories import make_subscription
 from tests.receiver import Receiver, Reply
+from tests.support import wait_until
 
 TYPES = ("invoice.created", "payment.succeeded", "customer.created", "invoice.paid")
 
@@ -50,18 +49,22 @@ def publish_day_of_traffic(tenant_id: str, receiver: Receiver, monkeypatch) -> N
 def wait_until_delivered(timeout: float = 90.0) -> None:
     """Until the worker has finished every delivery (retries included), except those its
     circuit breaker holds back for a failing endpoint (they wait for the endpoint to recover)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        db.session.expire_all()
-        pending = db.session.scalar(
-            select(func.count())
-            .select_from(Delivery)
-            .join(Subscription, Subscription.id == Delivery.subscription_id)
-            .where(Delivery.status == "pending", Subscription.circuit_opened_at.is_(None))
-        )
-        db.session.rollback()
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"{pending} deliveries still pending after {timeout} s")
-        time.sleep(0.25)
+    wait_until(
+        lambda: not _pending(),
+        timeout,
+        interval=0.25,
+        what=lambda: f"the worker to deliver them all ({_pending()} deliveries still pending)",
+    )
+
+
+def _pending() -> int:
+    """Deliveries still pending, not counting those held back by an open circuit."""
+    db.session.expire_all()
+    pending = db.session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .join(Subscription, Subscription.id == Delivery.subscription_id)
+        .where(Delivery.status == "pending", Subscription.circuit_opened_at.is_(None))
+    )
+    db.session.rollback()
+    return pending

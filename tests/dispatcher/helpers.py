@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from sqlalchemy import select
@@ -10,6 +9,7 @@ from sqlalchemy import select
 from dispatcher import maintenance
 from portal.extensions import db
 from portal.models import Attempt, Delivery
+from tests.support import wait_until
 
 
 def only_delivery() -> Delivery:
@@ -33,11 +33,19 @@ def sweep_and_work(run_worker: Callable[[], None]) -> None:
     run_worker()
 
 
-def work_until(run_worker: Callable[[], None], done: Callable[[], bool], timeout: float) -> None:
-    """Run burst workers (which pick up RQ's scheduled jobs as they fall due) until `done`."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the dispatcher")
+def work_until(
+    run_worker: Callable[[], None],
+    done: Callable[[], bool],
+    timeout: float,
+    what: str | Callable[[], str] = "the dispatcher",
+) -> None:
+    """Run burst workers (which pick up RQ's scheduled jobs as they fall due) until `done`;
+    `what` is as for `wait_until`."""
+
+    def worked_until_done() -> bool:
+        if done():
+            return True
         run_worker()
-        time.sleep(0.1)
+        return False
+
+    wait_until(worked_until_done, timeout, interval=0.1, what=what)

@@ -17,7 +17,7 @@ from dispatcher.http import Response
 from dispatcher.maintenance import disable_failing_endpoints
 from portal.extensions import db
 from portal.models import Attempt, Delivery, Subscription
-from tests.dispatcher.helpers import sweep_and_work
+from tests.dispatcher.helpers import sweep_and_work, work_until
 from tests.factories import make_subscription, make_tenant
 from tests.receiver import Reply
 from tests.support import configure
@@ -215,12 +215,13 @@ def test_retry_after_pauses_the_whole_endpoint(app, receiver, run_worker):
     throttled_at = receiver.received("/busy")[0].at
     assert health.describe(_subscription(sub.id)).state == health.THROTTLED
     _publish(tenant.id, 10)
-    deadline = time.monotonic() + 15
-    while _statuses() != {"succeeded": 11} and time.monotonic() < deadline:
-        sweep_and_work(run_worker)
-        time.sleep(0.2)
+    work_until(
+        lambda: sweep_and_work(run_worker),
+        lambda: _statuses() == {"succeeded": 11},
+        15,
+        what=lambda: f"all 11 deliveries to succeed (statuses: {_statuses()})",
+    )
 
-    assert _statuses() == {"succeeded": 11}
     later = receiver.received("/busy")[1:]
     assert len(later) == 11
     assert min(r.at for r in later) >= throttled_at + 1.9

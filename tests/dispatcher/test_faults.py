@@ -20,6 +20,7 @@ from portal.extensions import db
 from portal.models import Delivery
 from tests.factories import make_subscription, make_tenant
 from tests.receiver import Reply
+from tests.support import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -47,20 +48,12 @@ def _unique_arrivals(receiver) -> int:
     return len({(r.path, r.headers["webhook-id"]) for r in receiver.received()})
 
 
-def _wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def _wait_for_every_delivery(receiver, total: int = SUBSCRIPTIONS * EVENTS) -> None:
-    deadline = time.monotonic() + 180
-    while _unique_arrivals(receiver) < total:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not every delivery arrived: {_report(receiver)}")
-        time.sleep(0.1)
+    wait_until(
+        lambda: _unique_arrivals(receiver) >= total,
+        180,
+        what=lambda: f"every delivery to arrive ({_report(receiver)})",
+    )
 
 
 def _all_succeeded(total: int = SUBSCRIPTIONS * EVENTS) -> bool:
@@ -79,25 +72,25 @@ def test_sigkill_of_a_worker_mid_run_loses_nothing(fault_app, receiver, workers)
     victim = workers.start()
     workers.start()
     _publish_many(receiver)
-    _wait_until(lambda: _unique_arrivals(receiver) >= 100, 60, "the first 100 deliveries")
+    wait_until(lambda: _unique_arrivals(receiver) >= 100, 60, what="the first 100 deliveries")
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     assert _unique_arrivals(receiver) < SUBSCRIPTIONS * EVENTS, "killed too late to prove anything"
     workers.start()
 
     _wait_for_every_delivery(receiver)
-    _wait_until(_all_succeeded, 30, "every delivery to be recorded as succeeded")
+    wait_until(_all_succeeded, 30, what="every delivery to be recorded as succeeded")
 
 
 def test_redis_flushed_mid_run_loses_nothing(fault_app, receiver, workers, own_redis):
     workers.start()
     _publish_many(receiver)
-    _wait_until(lambda: _unique_arrivals(receiver) >= 50, 60, "the first 50 deliveries")
+    wait_until(lambda: _unique_arrivals(receiver) >= 50, 60, what="the first 50 deliveries")
     redis.Redis(port=own_redis.port).flushall()
     assert _unique_arrivals(receiver) < SUBSCRIPTIONS * EVENTS, "flushed too late to prove anything"
 
     _wait_for_every_delivery(receiver)
-    _wait_until(_all_succeeded, 30, "every delivery to be recorded as succeeded")
+    wait_until(_all_succeeded, 30, what="every delivery to be recorded as succeeded")
 
 
 def test_redis_restarted_mid_run_the_same_workers_carry_on(fault_app, receiver, workers, own_redis):
@@ -105,7 +98,7 @@ def test_redis_restarted_mid_run_the_same_workers_carry_on(fault_app, receiver, 
     new Redis to the very same worker processes."""
     running = [workers.start(), workers.start()]
     tenant_id = _publish_many(receiver)
-    _wait_until(lambda: _unique_arrivals(receiver) >= 50, 60, "the first 50 deliveries")
+    wait_until(lambda: _unique_arrivals(receiver) >= 50, 60, what="the first 50 deliveries")
     own_redis.kill()
     assert _unique_arrivals(receiver) < SUBSCRIPTIONS * EVENTS, "stopped too late to prove anything"
     time.sleep(1.5)
@@ -114,5 +107,5 @@ def test_redis_restarted_mid_run_the_same_workers_carry_on(fault_app, receiver, 
 
     total = SUBSCRIPTIONS * (EVENTS + 20)
     _wait_for_every_delivery(receiver, total)
-    _wait_until(lambda: _all_succeeded(total), 30, "every delivery to be recorded as succeeded")
+    wait_until(lambda: _all_succeeded(total), 30, what="every delivery to be recorded as succeeded")
     assert all(process.poll() is None for process in running), "a worker process died"

@@ -19,16 +19,9 @@ from dispatcher.models import Attempt, Delivery
 from dispatcher.store import db
 from tests.factories import make_subscription, make_tenant
 from tests.receiver import Reply
+from tests.support import wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _statuses() -> dict[str, int]:
@@ -56,7 +49,7 @@ def test_sigterm_hands_slow_in_flight_deliveries_back_and_exits_promptly(
         publish("invoice.paid", {"invoice_id": f"inv_{i}"}, tenant_id=tenant.id)
     db.session.commit()
     first = workers.start()
-    _wait_until(lambda: len(receiver.received("/slow")) == 4, 30, "four requests in flight")
+    wait_until(lambda: len(receiver.received("/slow")) == 4, 30, what="four requests in flight")
 
     stopped_at = time.monotonic()
     os.killpg(first.pid, signal.SIGTERM)
@@ -69,7 +62,7 @@ def test_sigterm_hands_slow_in_flight_deliveries_back_and_exits_promptly(
     assert db.session.scalar(select(func.count()).select_from(Attempt)) == 0  # not attempts
 
     workers.start()
-    _wait_until(lambda: _statuses() == {"succeeded": 4}, 30, "the next worker to deliver them")
+    wait_until(lambda: _statuses() == {"succeeded": 4}, 30, what="the next worker to deliver them")
     assert time.monotonic() - stopped_at < 20  # not after the 40 s lease
 
 
@@ -106,7 +99,7 @@ def test_a_rolling_restart_under_load_delays_little_and_loses_nothing(fault_app,
         thread.join()
 
     total = len(published)
-    _wait_until(lambda: _statuses() == {"succeeded": total}, 60, "every delivery")
+    wait_until(lambda: _statuses() == {"succeeded": total}, 60, what="every delivery")
     arrivals: dict[str, float] = {}
     for request in receiver.received("/fast"):
         arrivals.setdefault(request.headers["webhook-id"], request.at)
