@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import timedelta
 
 from flask import Blueprint, Response, g, request
 from flask_wtf.csrf import validate_csrf
-from sqlalchemy import inspect
-from sqlalchemy.orm.attributes import set_committed_value
 from wtforms import ValidationError
 
 from dispatcher.store import db
@@ -17,8 +14,6 @@ from portal.api.errors import malformed_json, problem
 from portal.hookline import mount, request_tenant_id
 from portal.services import accounts
 
-# last_used_at is kept to the minute: writing it on every request would make each read a write.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -75,13 +70,8 @@ def authenticate() -> Response | None:
     if key is None:
         return unauthorized("The API key is not valid or has been revoked.")
     g.hookline_tenant_id = key.tenant_id
-    history = inspect(key).attrs.last_used_at.history
-    previous = history.deleted[0] if history.deleted else None
-    if previous is None or key.last_used_at - previous >= LAST_USED_RESOLUTION:
+    if db.session.is_modified(key):  # its last use, stamped at most once a minute
         db.session.commit()
-    else:
-        # Not worth a write: forget the new stamp, or the first query would flush it.
-        set_committed_value(key, "last_used_at", previous)
     return None
 
 

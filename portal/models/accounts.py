@@ -12,7 +12,7 @@ from dispatcher.ids import id_factory
 from dispatcher.models import Base, Tenant
 from dispatcher.models.types import UTCDateTime, utcnow
 
-__all__ = ["ApiKey", "Tenant", "User"]
+__all__ = ["ApiKey", "StoredKeyColumns", "Tenant", "User"]
 
 
 class User(UserMixin, Base):
@@ -29,7 +29,20 @@ class User(UserMixin, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class ApiKey(Base):
+class StoredKeyColumns:
+    """What a bearer key's row keeps (tenant API keys and operator keys alike): its SHA-256 and
+    a display prefix, never the key (see portal.services.accounts.new_key and live_key). The
+    columns follow the mapped class's own (id, tenant_id), as the tables have them."""
+
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(32))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ApiKey(StoredKeyColumns, Base):
     """A bearer token for the JSON API; only its SHA-256 and a display prefix are stored."""
 
     __tablename__ = "hookline_api_keys"
@@ -37,9 +50,3 @@ class ApiKey(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=id_factory("api_key"))
     tenant_id: Mapped[str] = mapped_column(ForeignKey("hookline_tenants.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(200))
-    prefix: Mapped[str] = mapped_column(String(32))
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

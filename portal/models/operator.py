@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from dispatcher.ids import new_id
 from dispatcher.models import Base
 from dispatcher.models.types import UTCDateTime, utcnow
+from portal.models.accounts import StoredKeyColumns
 
 __all__ = ["OperatorKey", "PortalLink"]
 
@@ -21,7 +22,7 @@ def _ids(prefix: str) -> Callable[[], str]:
     return lambda: f"{prefix}_{new_id('api_key').partition('_')[2]}"
 
 
-class OperatorKey(Base):
+class OperatorKey(StoredKeyColumns, Base):
     """A bearer token for the operator API; only its SHA-256 and a display prefix are stored.
 
     Keys listed in HOOKLINE_OPERATOR_KEYS work too and have no row."""
@@ -29,12 +30,6 @@ class OperatorKey(Base):
     __tablename__ = "hookline_operator_keys"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_ids("opk"))
-    name: Mapped[str] = mapped_column(String(200))
-    prefix: Mapped[str] = mapped_column(String(32))
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class PortalLink(Base):

@@ -6,13 +6,15 @@ import hashlib
 import hmac
 import re
 import secrets
+from datetime import timedelta
+from typing import TypeVar
 
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from dispatcher import clock
 from dispatcher.store import db
-from portal.models import ApiKey, Tenant, User
+from portal.models import ApiKey, OperatorKey, Tenant, User
 from portal.services import NotFound, ServiceError, find_owned
 from portal.services.inputs import text_problem
 
@@ -23,6 +25,15 @@ MAX_NAME_LENGTH = 200
 MAX_EMAIL_LENGTH = 320
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
+# Any bearer key, tenant or operator: longer is no key we made (and not worth hashing).
+MAX_KEY_LENGTH = 200
+# A key's last use is kept to the minute: writing it on every request would make each read a
+# write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+# Random characters of a key shown after its kind's prefix, to tell keys apart in lists.
+SHOWN_KEY_CHARACTERS = 7
+
+StoredKey = TypeVar("StoredKey", ApiKey, OperatorKey)
 
 
 def clean_name(value: str, what: str) -> str:
@@ -135,31 +146,46 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def new_key(kind: str) -> tuple[str, dict[str, str]]:
+    """A new random bearer key starting with `kind` (`hl_`, `hlop_`), and the columns that
+    store it: the display `prefix` and the `key_hash`. The key itself is never stored."""
+    key = kind + secrets.token_urlsafe(32)
+    return key, {"prefix": key[: len(kind) + SHOWN_KEY_CHARACTERS], "key_hash": hash_api_key(key)}
+
+
+def is_key_shaped(token: str | None, kind: str) -> bool:
+    """Whether `token` could be a key of that kind at all (checked before any hashing)."""
+    return bool(token) and token.startswith(kind) and len(token) <= MAX_KEY_LENGTH
+
+
+def live_key(model: type[StoredKey], token: str, kind: str) -> StoredKey | None:
+    """The unrevoked row of `model` (ApiKey, OperatorKey) storing `token`, its last use
+    stamped to the minute (the caller commits when the row is dirty); None otherwise."""
+    if not is_key_shaped(token, kind):
+        return None
+    digest = hash_api_key(token)
+    row = db.session.scalar(select(model).where(model.key_hash == digest))
+    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
+        return None
+    now = clock.now()
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        row.last_used_at = now
+    return row
+
+
 def create_api_key(tenant_id: str, name: str = "default") -> tuple[ApiKey, str]:
     """A new API key; returns the row and the key itself, which is shown only this once."""
     get_tenant(tenant_id)
-    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    row = ApiKey(
-        tenant_id=tenant_id,
-        name=clean_name(name, "key name"),
-        prefix=key[:10],
-        key_hash=hash_api_key(key),
-    )
+    key, stored = new_key(API_KEY_PREFIX)
+    row = ApiKey(tenant_id=tenant_id, name=clean_name(name, "key name"), **stored)
     db.session.add(row)
     db.session.flush()
     return row, key
 
 
 def api_key_for(key: str) -> ApiKey | None:
-    """The live API key matching `key`, stamping its last use; None if unknown or revoked."""
-    if not key or not key.startswith(API_KEY_PREFIX) or len(key) > 200:
-        return None
-    digest = hash_api_key(key)
-    row = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
-    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
-        return None
-    row.last_used_at = clock.now()
-    return row
+    """The live API key matching `key` (see live_key); None if unknown or revoked."""
+    return live_key(ApiKey, key, API_KEY_PREFIX)
 
 
 def list_api_keys(tenant_id: str) -> list[ApiKey]:

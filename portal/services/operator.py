@@ -29,8 +29,6 @@ from portal.services.paging import Page, fetch_page
 
 # The app.extensions key that says service mode is on (portal.api.operator.init_app).
 SERVICE_MODE = "hookline-operator"
-MAX_KEY_LENGTH = 200
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 DEFAULT_LINK_SECONDS = 600
 MIN_LINK_SECONDS = 30
@@ -63,13 +61,8 @@ class Operator:
 
 def create_operator_key(name: str) -> tuple[OperatorKey, str]:
     """A new operator key; returns the row and the key itself, shown only this once."""
-    key = OPERATOR_KEY_PREFIX + secrets.token_urlsafe(32)
-    row = OperatorKey(
-        name=accounts.clean_name(name, "key name"),
-        prefix=key[:12],
-        key_hash=_digest(key),
-        created_at=clock.now(),
-    )
+    key, stored = accounts.new_key(OPERATOR_KEY_PREFIX)
+    row = OperatorKey(name=accounts.clean_name(name, "key name"), created_at=clock.now(), **stored)
     db.session.add(row)
     db.session.flush()
     return row, key
@@ -77,20 +70,15 @@ def create_operator_key(name: str) -> tuple[OperatorKey, str]:
 
 def operator_for(token: str) -> Operator | None:
     """The operator whose key `token` is (stamping a stored key's last use), or None."""
-    if not token or not token.startswith(OPERATOR_KEY_PREFIX) or len(token) > MAX_KEY_LENGTH:
+    if not accounts.is_key_shaped(token, OPERATOR_KEY_PREFIX):
         return None
     digest = _digest(token)
     # Every configured key is compared, in constant time, whichever matches.
     matches = [hmac.compare_digest(_digest(key), digest) for key in get_settings().operator_keys]
     if any(matches):
         return Operator(f"config:{matches.index(True) + 1}")
-    row = db.session.scalar(select(OperatorKey).where(OperatorKey.key_hash == digest))
-    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
-        return None
-    now = clock.now()
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        row.last_used_at = now  # kept to the minute, as for tenant API keys
-    return Operator(row.id)
+    row = accounts.live_key(OperatorKey, token, OPERATOR_KEY_PREFIX)
+    return None if row is None else Operator(row.id)
 
 
 def list_operator_keys() -> list[OperatorKey]:
