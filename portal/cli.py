@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 from dispatcher import keys, maintenance, queues
 from dispatcher import worker as dispatcher_worker
 from dispatcher.store import db
-from portal.cli_common import fail, unit_of_work
+from portal.cli_common import fail, show_new_key, unit_of_work
 from portal.operator_cli import operator_keys_cli
 from portal.services import accounts, demo, event_types, events
 from portal.services.demo import DEMO_EMAIL, DEMO_PASSWORD
@@ -54,8 +54,7 @@ def create_api_key(tenant_id: str, name: str) -> None:
     """Create an API key; prints the key (shown only once) as the last line."""
     with unit_of_work():
         row, key = accounts.create_api_key(tenant_id, name)
-    click.echo(f"created {row.prefix}… ({row.id}); store this key now, it is not shown again:")
-    click.echo(key)
+    show_new_key(row, key)
 
 
 @events_cli.command("publish")

@@ -10,6 +10,7 @@ from typing import NoReturn
 import click
 
 from dispatcher.store import db
+from portal.models import ApiKey, OperatorKey
 from portal.services import NotFound, ServiceError
 
 
@@ -17,6 +18,13 @@ def fail(message: str) -> NoReturn:
     """End the command with `Error: message`, having written nothing."""
     db.session.rollback()
     raise click.ClickException(message)
+
+
+def show_new_key(row: ApiKey | OperatorKey, key: str) -> None:
+    """Say which key was made, then print the key itself alone on the last line (the one time
+    it is shown: only its hash is stored)."""
+    click.echo(f"created {row.prefix}… ({row.id}); store this key now, it is not shown again:")
+    click.echo(key)
 
 
 @contextmanager

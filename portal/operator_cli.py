@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from portal.cli_common import unit_of_work
+from portal.cli_common import show_new_key, unit_of_work
 from portal.services import operator as service
 
 operator_keys_cli = AppGroup("operator-keys", help="Keys for the operator API (service mode).")
@@ -17,8 +17,7 @@ def create_operator_key(name: str) -> None:
     """Create an operator key; prints the key (shown only once) as the last line."""
     with unit_of_work():
         row, key = service.create_operator_key(name)
-    click.echo(f"created {row.prefix}… ({row.id}); store this key now, it is not shown again:")
-    click.echo(key)
+    show_new_key(row, key)
 
 
 @operator_keys_cli.command("list")
