@@ -9,7 +9,12 @@ from marshmallow.validate import Length, Range
 
 from portal.api.fields import Text, Timestamp
 from portal.api.schemas import page_of
-from portal.services.accounts import TENANT_ID_MAX_LENGTH
+from portal.services.accounts import (
+    MAX_EMAIL_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    TENANT_ID_MAX_LENGTH,
+)
 from portal.services.operator import DEFAULT_LINK_SECONDS, MAX_LINK_SECONDS, MIN_LINK_SECONDS
 
 _TENANT_ID = {
@@ -20,18 +25,18 @@ _TENANT_ID = {
 }
 
 
+def _required_line(max_length: int, **metadata: str) -> Text:
+    """A required one-line text of 1 to `max_length` characters (the services' limits)."""
+    return Text(line=True, required=True, validate=Length(1, max_length), metadata=metadata)
+
+
 class TenantCreateArgs(Schema):
     """A tenant to create. With `id`, repeating the same request is safe: it answers 200 with
     the tenant made the first time; the same `id` with another `name` is a 409."""
 
-    name = Text(
-        line=True,
-        required=True,
-        validate=Length(1, 200),
-        metadata={"description": "Shown in the portal.", "example": "Acme Inc."},
-    )
-    # Length and characters are checked by accounts.ensure_tenant, the rule embedding shares.
-    id = Text(line=True, validate=Length(1, 200), metadata=_TENANT_ID)
+    name = _required_line(MAX_NAME_LENGTH, description="Shown in the portal.", example="Acme Inc.")
+    # The characters are checked by accounts.ensure_tenant, the rule embedding shares.
+    id = Text(line=True, validate=Length(1, TENANT_ID_MAX_LENGTH), metadata=_TENANT_ID)
 
 
 class TenantSchema(Schema):
@@ -48,12 +53,10 @@ TenantPage = page_of(TenantSchema, "TenantPage")
 class AdminCreateArgs(Schema):
     """A tenant admin who signs in to the portal with an email and a password."""
 
-    email = Text(
-        line=True, required=True, validate=Length(1, 320), metadata={"example": "ops@acme.test"}
-    )
+    email = _required_line(MAX_EMAIL_LENGTH, example="ops@acme.test")
     password = Text(
         required=True,
-        validate=Length(1, 1024),
+        validate=Length(1, MAX_PASSWORD_LENGTH),
         metadata={"description": "At least 8 characters.", "example": "correct horse battery"},
     )
 
@@ -70,9 +73,7 @@ class AdminSchema(Schema):
 class ApiKeyCreateArgs(Schema):
     """A tenant API key, named so the tenant can tell its keys apart."""
 
-    name = Text(
-        line=True, required=True, validate=Length(1, 200), metadata={"example": "billing-service"}
-    )
+    name = _required_line(MAX_NAME_LENGTH, example="billing-service")
 
 
 class ApiKeyCreatedSchema(Schema):

@@ -26,6 +26,13 @@ from portal.models import EventType
 from portal.services import accounts, event_types, subscriptions
 from portal.ui.formatting import type_group_label
 
+# How much typed JSON a form parses at most; the service's own limits apply to what it parses
+# to (filters.MAX_FILTER_BYTES, the payload limit), so this only bounds the parsing.
+MAX_TYPED_JSON = 20000
+# The custom-headers text: room for subscriptions.MAX_HEADERS lines of the longest name and
+# value (22 080 characters) and some blank lines; the service checks the parsed headers.
+MAX_TYPED_HEADERS = 25000
+
 DEFAULT_GRACE_SECONDS = int(DEFAULT_GRACE.total_seconds())
 GRACE_CHOICES = [
     SelectChoice(0, "End it now (no grace period)"),
@@ -62,7 +69,7 @@ class EndpointForm(FlaskForm):
     )
     headers = TextAreaField(
         "Custom headers",
-        validators=[Optional(), Length(max=25000)],
+        validators=[Optional(), Length(max=MAX_TYPED_HEADERS)],
         description="One per line, as Name: value. Sent with every delivery.",
     )
     rate_limit = IntegerField(
@@ -74,7 +81,7 @@ class EndpointForm(FlaskForm):
     )
     data_filter = TextAreaField(
         "Data filter (optional)",
-        validators=[Optional(), Length(max=20000)],
+        validators=[Optional(), Length(max=MAX_TYPED_JSON)],
         description='A JSON object over the event data, like {"amount": {"$gte": 100}}. '
         "Only events it selects are sent. Leave empty to send every event of the chosen types.",
     )
@@ -90,8 +97,8 @@ class EndpointForm(FlaskForm):
 class FilterTryForm(FlaskForm):
     """A data filter and an example payload to try it on (nothing is saved)."""
 
-    data_filter = TextAreaField("Data filter", validators=[Length(max=20000)])
-    example = TextAreaField("Example data", validators=[Length(max=20000)])
+    data_filter = TextAreaField("Data filter", validators=[Length(max=MAX_TYPED_JSON)])
+    example = TextAreaField("Example data", validators=[Length(max=MAX_TYPED_JSON)])
 
 
 class RotateForm(FlaskForm):
@@ -142,7 +149,7 @@ class CustomTypeForm(FlaskForm):
         "Description", validators=[Optional(), Length(max=event_types.MAX_DESCRIPTION)]
     )
     example = TextAreaField(
-        "Example payload (JSON object)", validators=[Optional(), Length(max=20000)]
+        "Example payload (JSON object)", validators=[Optional(), Length(max=MAX_TYPED_JSON)]
     )
 
 
