@@ -368,13 +368,11 @@ class RecoveredSchema(Schema):
     queued = fields.Integer(required=True)
 
 
-class StatusCountsSchema(Schema):
-    """Deliveries by status."""
-
-    pending = fields.Integer(required=True)
-    succeeded = fields.Integer(required=True)
-    failed = fields.Integer(required=True)
-    cancelled = fields.Integer(required=True)
+# Deliveries by status: one count for each DeliveryStatus.
+StatusCountsSchema = Schema.from_dict(
+    {str(status): fields.Integer(required=True) for status in STATUSES},
+    name="StatusCountsSchema",
+)
 
 
 class LatencySchema(Schema):
