@@ -72,31 +72,39 @@ def axis_top(value: int, lines: int = 4) -> int:
     return step * lines
 
 
+def series_counts(counts: dict[str, int]) -> dict[str, int]:
+    """An hour's counts by status as the chart's series: succeeded, failed and "other"."""
+    return {
+        DeliveryStatus.SUCCEEDED: counts.get(DeliveryStatus.SUCCEEDED, 0),
+        DeliveryStatus.FAILED: counts.get(DeliveryStatus.FAILED, 0),
+        OTHER: counts.get(DeliveryStatus.PENDING, 0) + counts.get(DeliveryStatus.CANCELLED, 0),
+    }
+
+
+def stacked_segments(counts: dict[str, int], top: int, baseline: float) -> list[Segment]:
+    """One bar's segments, bottom to top in SERIES order, scaled so `top` fills the plot."""
+    plot_height = HEIGHT - TOP - BOTTOM
+    y = baseline
+    segments = []
+    for key, css in SERIES:
+        height = counts[key] / top * plot_height
+        if height > 0:
+            y -= height
+            segments.append(Segment(css=css, y=round(y, 2), height=round(height, 2)))
+    return segments
+
+
 def hourly_chart(hours: list[HourBucket]) -> Chart:
     """Stacked bars per hour (succeeded, failed, then pending and cancelled as "other")."""
     plot_width = WIDTH - LEFT - RIGHT
     plot_height = HEIGHT - TOP - BOTTOM
     baseline = TOP + plot_height
-    per_hour = [
-        {
-            DeliveryStatus.SUCCEEDED: h.counts.get(DeliveryStatus.SUCCEEDED, 0),
-            DeliveryStatus.FAILED: h.counts.get(DeliveryStatus.FAILED, 0),
-            OTHER: h.counts.get(DeliveryStatus.PENDING, 0)
-            + h.counts.get(DeliveryStatus.CANCELLED, 0),
-        }
-        for h in hours
-    ]
+    per_hour = [series_counts(h.counts) for h in hours]
     top = axis_top(max((sum(c.values()) for c in per_hour), default=0))
     slot = plot_width / max(len(hours), 1)
     bars = []
     for index, (hour, counts) in enumerate(zip(hours, per_hour, strict=True)):
-        y = baseline
-        segments = []
-        for key, css in SERIES:
-            height = counts[key] / top * plot_height
-            if height > 0:
-                y -= height
-                segments.append(Segment(css=css, y=round(y, 2), height=round(height, 2)))
+        segments = stacked_segments(counts, top, baseline)
         label = hour.start.strftime("%H:%M") if index % 4 == 0 else None
         bars.append(
             Bar(
