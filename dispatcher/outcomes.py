@@ -143,7 +143,9 @@ def _failure(o: Outcome) -> dict:
     }
 
 
-def _record_health(attempted: list[Outcome], schedule: tuple[int, ...]) -> list[tuple[str, str, str]]:
+def _record_health(
+    attempted: list[Outcome], schedule: tuple[int, ...]
+) -> list[tuple[str, str, str]]:
     """Hand the attempts to the endpoint-health rules (test events do not count)."""
     settings = get_settings()
     return health.record_results(

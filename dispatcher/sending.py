@@ -1,11 +1,13 @@
-"""The worker process's sending threads and its recorder, shared by every drain job it runs.
+"""The worker process's sends in flight and its recorder, shared by every drain job it runs.
 
-HOOKLINE_WORKER_CONCURRENCY is how many sends may be *working* at once. A send that has taken
-longer than SLOW_SECONDS (a hanging or very slow receiver), or that goes to an endpoint whose
-last answer here was not a quick success (new, failing or hanging: it has to prove itself),
-does not count against it: it sits in a bulkhead of HOOKLINE_SLOW_SEND_CAPACITY extra threads,
-costing its endpoint a thread and a socket, and healthy endpoints keep every working slot.
-Only when the bulkhead is full do such sends count against the working slots again.
+Sends run on the HTTP client's event loop (dispatcher/http.py), so one in flight costs a socket
+and a timer, not a thread. HOOKLINE_WORKER_CONCURRENCY is how many sends may be *working* at
+once. A send that has taken longer than SLOW_SECONDS (a hanging or very slow receiver), or that
+goes to an endpoint whose last answer here was not a quick success (new, failing or hanging: it
+has to prove itself), does not count against it: it sits in a bulkhead of
+HOOKLINE_SLOW_SEND_CAPACITY further sends, costing its endpoint a socket, and healthy endpoints
+keep every working slot. Only when the bulkhead is full do such sends count against the working
+slots again.
 
 Sends outlive the drain job that started them (a drain may end while a receiver hangs), so
 finished sends are written by a recorder thread of the process, in batches, rather than by the
@@ -20,7 +22,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 
 from flask import Flask
@@ -41,7 +43,7 @@ RECORD_RETRY_SECONDS = 1.0  # after a failed write (database down), try the batc
 
 
 class Sender:
-    """Sending threads, what is in flight, per-endpoint limits, and the recorder."""
+    """What is in flight, per-endpoint limits, and the recorder."""
 
     def __init__(self, app: Flask, working: int, slow_capacity: int) -> None:
         self.app = app
@@ -53,12 +55,9 @@ class Sender:
         # a loop turn per delivery for claims it would not make yet.
         self.wake_at_free = 1
         self.sent_count = 0  # sends finished so far (the drain compares it between claims)
-        self._executor = ThreadPoolExecutor(
-            max_workers=working + slow_capacity, thread_name_prefix="hookline-send"
-        )
         self._lock = threading.Lock()
         # future → (outcome, when it started, from when it counts as slow), all monotonic
-        self._started: dict[Future, tuple[Outcome, float, float]] = {}
+        self._started: dict[Future[http.Response], tuple[Outcome, float, float]] = {}
         self._per_endpoint = Counter[str]()
         self._held: dict[str, datetime] = {}  # Retry-After seen here, before it is recorded
         self._pause_timers: dict[str, threading.Timer] = {}  # endpoint → kick at its pause end
@@ -87,16 +86,7 @@ class Sender:
             self._per_endpoint[subscription_id] += 1
             self._unrecorded += 1
             proven = self.limits.proven(subscription_id)
-        future = self._executor.submit(
-            _send,
-            outcome,
-            target,
-            body,
-            headers,
-            timeout,
-            connect,
-            self.working + self.slow_capacity,
-        )
+        future = http.send(target, body, headers, timeout=timeout, connect_timeout=connect)
         started = time.monotonic()
         # An endpoint that has not answered quickly yet counts as slow from the start.
         slow_from = started + SLOW_SECONDS if proven else started
@@ -111,10 +101,12 @@ class Sender:
         for outcome in outcomes:
             self._finished.put(outcome)
 
-    def _sent(self, future: Future) -> None:
-        outcome = future.result()  # _send never raises: network trouble is in the response
+    def _sent(self, future: Future[http.Response]) -> None:
+        """A send finished (on the HTTP client's loop): count it and queue it for recording."""
         with self._lock:
-            _, started, _ = self._started.pop(future)
+            outcome, started, _ = self._started.pop(future)
+            # http.send never raises: network trouble is in the response
+            outcome.response = future.result()
             subscription_id = outcome.claim.subscription_id
             self._per_endpoint[subscription_id] -= 1
             if not self._per_endpoint[subscription_id]:
@@ -279,33 +271,17 @@ class Sender:
                 queues.kick()
             except (OperationalError, InterfaceError) as exc:
                 log.warning("could not hand %d deliveries back (%s)", len(left), exc)
-        http.cut_connections()  # the threads blocked on them return, and the process can exit
+        http.cut_connections()  # the sends waiting on them end, and the process can exit
         self.finish(RECORD_RETRY_SECONDS)  # what finished meanwhile is still recorded
         log.info("handed %d in-flight deliveries back to the other workers", len(left))
         return len(left)
 
     def close(self) -> None:
-        """Stop the recorder and let the threads go (call after `finish`)."""
+        """Stop the recorder and the pause timers (call after `finish`)."""
         self._closed.set()
         for timer in list(self._pause_timers.values()):
             timer.cancel()
         self._recorder.join(timeout=10)
-        self._executor.shutdown(wait=False)
-
-
-def _send(
-    outcome: Outcome,
-    target: Target,
-    body: bytes,
-    headers: dict,
-    timeout: float,
-    connect: float,
-    pool_size: int,
-) -> Outcome:
-    outcome.response = http.post(
-        target, body, headers, timeout=timeout, connect_timeout=connect, pool_size=pool_size
-    )
-    return outcome
 
 
 _sender: Sender | None = None

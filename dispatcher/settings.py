@@ -374,7 +374,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "HOOKLINE_SLOW_SEND_CAPACITY", integer(128, minimum=0), "`128`", "the default",
-        "extra threads per worker for sends slower than a second, so hanging receivers do not "
+        "further sends in flight per worker for sends slower than a second, so hanging receivers "
+        "do not "
         "take the working slots",
     ),
     Setting(

@@ -113,7 +113,8 @@ def _attempts_statement(dialect: str, rows: int):
     """One UPDATE for a whole batch, from a VALUES list (one text per dialect and row count).
 
     executemany ran one statement per row: on PostgreSQL that was most of a batch's time, and
-    on SQLite each row gave up the GIL and waited to get it back behind the sending threads.
+    on SQLite each row gave up the GIL and waited to get it back behind the
+    sending threads of the time (sends are now on one asyncio loop).
     Every attempt makes the next one automatic again (`next_trigger`) and ends the lease."""
     typed = dialect == "postgresql"  # its VALUES columns take no type from the table
 

@@ -6,7 +6,7 @@ end, so the same figure means the same thing for any delivery engine:
 
 - busy: one endpoint on the threaded Python receiver answering after 50 ms, one worker at its
   default settings, a backlog replayed as in the throughput figure. Its ceilings, measured in
-  the same run: the worker's sending threads ÷ the receiver's measured latency, and a plain
+  the same run: the worker's sending slots ÷ the receiver's measured latency, and a plain
   client with as many threads (one requests.Session each).
 - dead: 100 endpoints, 30 of them on a server that reads each request and never answers, 40
   events (one commit each, fanned out to all 100) with HOOKLINE_DELIVERY_TIMEOUT=5. The 70

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-PACKAGES = ("flask", "sqlalchemy", "rq", "redis", "requests", "urllib3", "psycopg")
+PACKAGES = ("flask", "sqlalchemy", "rq", "redis", "aiohttp", "psycopg")
 
 
 def _cpu_model() -> str:

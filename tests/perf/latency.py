@@ -22,7 +22,7 @@ SLOW_SHARE = 0.10
 SLOW_DELAY = 2.0  # seconds before a slow endpoint answers
 WARMUP_EVENTS = 20
 # Events kept of the throughput backlog for the slow runs: the fast 90% of them take a while
-# to get through while slow endpoints hold sending threads, and three runs must fit the budget.
+# to get through while slow endpoints hold sending slots, and three runs must fit the budget.
 SLOW_BACKLOG_EVENTS = 2000
 MAX_EVENTS = 20_000
 LATENCY_KEYS = ("p50", "p95", "p99", "max")
