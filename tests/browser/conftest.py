@@ -1,12 +1,14 @@
 """Browser fixtures: the portal on a real server thread, a `flask worker` process, and
 Debian's headless Chromium driven by Playwright.
 
-Without /usr/bin/chromium these tests skip, unless HOOKLINE_REQUIRE_BROWSER=1 (CI), where a
-missing browser is a failure.
+Without /usr/bin/chromium (or Playwright) these tests skip, unless HOOKLINE_REQUIRE_BROWSER=1
+(CI), where a missing browser is a failure: `require_browser()` decides, for every test that
+drives Chromium (tests/hardening/test_csp_in_browser.py too).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -40,14 +42,26 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.browser)
 
 
+def require_browser() -> None:
+    """Skip the calling test when Chromium or Playwright is missing, or fail it when
+    HOOKLINE_REQUIRE_BROWSER=1 says that the browser tests must run."""
+    missing = []
+    if not CHROMIUM.exists():
+        missing.append(f"{CHROMIUM} (apt-get install chromium)")
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("the playwright package")
+    if not missing:
+        return
+    message = f"{' and '.join(missing)} missing"
+    if os.environ.get("HOOKLINE_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"HOOKLINE_REQUIRE_BROWSER=1 but {message}")
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def browser():
     """One headless Chromium for the session."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("HOOKLINE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"HOOKLINE_REQUIRE_BROWSER=1 but {message}")
-        pytest.skip(message)
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

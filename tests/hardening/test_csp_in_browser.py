@@ -8,7 +8,7 @@ import pytest
 
 from dispatcher import publish
 from portal.extensions import db
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, LiveServer, sign_in
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, LiveServer, require_browser, sign_in
 from tests.factories import make_subscription
 from tests.ui.conftest import make_admin
 
@@ -70,8 +70,7 @@ def _visit_under_the_csp(base_url: str, admin, subscription_id: str, secret: str
 
 
 def test_portal_pages_and_htmx_run_under_the_csp_without_violations(app, receiver, run_worker):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    require_browser()  # a skip, or with HOOKLINE_REQUIRE_BROWSER=1 a failure
     admin = make_admin()
     subscription, secret = make_subscription(admin.tenant_id, receiver.url("/hook"))
     publish("invoice.paid", {"invoice_id": "inv_1"}, tenant_id=admin.tenant_id)
