@@ -164,7 +164,7 @@ def live_key(model: type[StoredKey], token: str, kind: str) -> StoredKey | None:
     if not is_key_shaped(token, kind):
         return None
     digest = hash_api_key(token)
-    row = db.session.scalar(select(model).where(model.key_hash == digest))
+    row = db.session.scalar(select(model).filter_by(key_hash=digest))
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
         return None
     now = clock.now()
