@@ -1,5 +1,5 @@
-"""The Flask CLI (DESIGN "Exact names"): every command's success path, and every bad argument
-answered by a one-line `Error: ...` and a non-zero exit, never a traceback."""
+"""The Flask CLI (the README's table of commands): every command's success path, and every bad
+argument answered by a one-line `Error: ...` and a non-zero exit, never a traceback."""
 
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ def test_every_id_route_refuses_another_tenant_and_changes_nothing(
 ):
     spec = client.get(API_PREFIX + "/openapi.json").get_json()
     operations = id_operations(spec)
-    # The DESIGN table has 12 operations with an id; a new one is covered automatically.
+    # docs/api.md describes 12 operations with an id; a new one is covered automatically.
     assert len(operations) >= 12
     for method, path, names in operations:
         operation = spec["paths"][API_PREFIX + path][method]
