@@ -12,6 +12,8 @@ import threading
 import time
 
 import pytest
+from redis import Redis
+from rq import Worker
 from sqlalchemy import func, select
 
 from dispatcher import publish
@@ -71,6 +73,14 @@ def test_a_rolling_restart_under_load_delays_little_and_loses_nothing(fault_app,
     tenant = make_tenant()
     make_subscription(tenant.id, receiver.url("/fast"))
     fleet = [workers.start() for _ in range(3)]
+    redis = Redis.from_url(workers.env["REDIS_URL"])
+
+    def ready(count: int) -> bool:
+        return Worker.count(connection=redis) == count
+
+    # A deploy replaces an instance once the new one is up: what is measured is the restart,
+    # not how long a loaded machine takes to import the app.
+    wait_until(lambda: ready(3), 60, what="three workers to start")
     published: dict[str, float] = {}
     done = threading.Event()
 
@@ -93,7 +103,8 @@ def test_a_rolling_restart_under_load_delays_little_and_loses_nothing(fault_app,
             os.killpg(old.pid, signal.SIGTERM)
             old.wait(timeout=15)
             workers.start()
-            time.sleep(2)
+            wait_until(lambda: ready(3), 60, what="the new worker to start")
+            time.sleep(1)
     finally:
         done.set()
         thread.join()
