@@ -21,8 +21,9 @@ What is deliberately not here:
   place a Retry-After touches a delivery is the retry after a failed attempt, which it may push
   later: `retry_delay`.
 
-The attempt results of a whole batch are written by one UPDATE from a VALUES list
-(`record_attempts`): it is the hot path, and one statement per batch is what keeps it cheap.
+The attempt results of a whole batch are written by one UPDATE from a VALUES list, or from
+arrays on PostgreSQL (`record_attempts`): it is the hot path, and one statement per batch is
+what keeps it cheap.
 """
 
 from __future__ import annotations
@@ -140,13 +141,39 @@ def _attempts_statement(dialect: str, rows: int):
     )
 
 
+@functools.cache
+def _attempts_statement_postgresql():
+    """PostgreSQL's form: one short text whatever the batch size, a column per array parameter
+    (unnest). The VALUES form's text grows with the batch, and psycopg parsed its thousands of
+    placeholders again on every execute: a sixth of a busy worker's time."""
+    arrays = ", ".join(f"CAST(:{name} AS {_STATE_TYPES[name][0]}[])" for name in _STATE_COLUMNS)
+    assigned = ", ".join(f"{name} = v.{name}" for name in _STATE_COLUMNS[1:])
+    return text(
+        f"UPDATE hookline_deliveries SET {assigned}, next_trigger = '{Trigger.AUTO}', "
+        f"lease_expires_at = NULL, updated_at = :now "
+        f"FROM unnest({arrays}) AS v({', '.join(_STATE_COLUMNS)}) "
+        f"WHERE hookline_deliveries.id = v.id"
+    ).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
 def record_attempts(states: Sequence[AttemptedState], now: datetime, chunk: int = 512) -> None:
     """Write the deliveries' states after their attempts, in one statement per `chunk` rows.
 
-    A batch is padded to the next power of two by repeating its last row (an UPDATE from a
-    list with a repeated row writes that row once), so at most ten statement texts exist per
-    dialect instead of one per batch size: each text is large and stays cached."""
+    On PostgreSQL the columns go as arrays. Elsewhere a batch is padded to the next power of two
+    by repeating its last row (an UPDATE from a list with a repeated row writes that row once),
+    so at most ten statement texts exist instead of one per batch size: each text is large and
+    stays cached."""
     dialect = db.engine.dialect.name
+    if dialect == "postgresql":
+        for start in range(0, len(states), chunk):
+            part = states[start : start + chunk]
+            params = {name: [getattr(s, name) for s in part] for name in _STATE_COLUMNS}
+            params["status"] = [
+                str(status) for status in params["status"]
+            ]  # the value, not the name
+            params["now"] = now
+            db.session.execute(_attempts_statement_postgresql(), params)
+        return
     for start in range(0, len(states), chunk):
         part = list(states[start : start + chunk])
         size = 1 << (len(part) - 1).bit_length()
