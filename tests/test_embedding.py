@@ -8,6 +8,7 @@ complete one; tests/test_wheel.py drives it from an installed wheel.)
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 from flask import Flask, session
@@ -207,6 +208,20 @@ def test_ensure_tenant_refuses_an_id_it_cannot_keep(host):
     from portal.services import ServiceError
 
     hookline = Hookline()
-    for bad in ("", "has space", "x" * 33, "../etc", "a\x00b"):
+    for bad in ("", "has space", "x" * 65, "../etc", "a\x00b"):
         with pytest.raises(ServiceError):
             hookline.ensure_tenant(bad, "Name")
+
+
+def test_ensure_tenant_keeps_a_uuid_and_publishes_under_it(host):
+    """A host whose tenant ids are UUIDs (36 characters) embeds Hookline as it is."""
+    tenant_id = str(uuid.uuid4())
+    hookline = Hookline()
+    hookline.ensure_tenant(tenant_id, "Acme")
+    make_endpoint(tenant_id, "http://127.0.0.1:9/a")
+    event = publish("invoice.created", {"invoice_id": "inv_1"}, tenant_id=tenant_id)
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Event, event.id).tenant_id == tenant_id
+    delivery = db.session.scalars(select(Delivery).where(Delivery.event_id == event.id)).one()
+    assert delivery.tenant_id == tenant_id

@@ -23,6 +23,7 @@ from dispatcher.connection import get_redis
 from portal import create_app
 from portal.extensions import db
 from portal.migrations.carry_over import VERSION_TABLE
+from portal.migrations.compare import compare_type
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = str(ROOT / "portal" / "migrations")
@@ -84,7 +85,7 @@ def _schema_differences() -> list:
     """What autogenerate would write to make the database match the models (none, we hope)."""
     with db.engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "version_table": VERSION_TABLE}
+            connection, opts={"compare_type": compare_type, "version_table": VERSION_TABLE}
         )
         return compare_metadata(context, db.metadata)
 

@@ -5,6 +5,7 @@ from alembic import context
 from flask import current_app
 
 from portal.migrations.carry_over import VERSION_TABLE, carry_over
+from portal.migrations.compare import compare_type
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -109,7 +110,7 @@ def run_migrations_online():
 
     # Hookline's own arguments only: a host's Flask-Migrate configures the host's migrations.
     conf_args = {
-        "compare_type": True,  # Flask-Migrate's defaults, which the existing revisions followed
+        "compare_type": compare_type,  # Alembic's, but for string lengths on SQLite
         "render_as_batch": True,
         "render_item": render_item,
         "process_revision_directives": process_revision_directives,

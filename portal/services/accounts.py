@@ -13,6 +13,7 @@ from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from dispatcher import clock
+from dispatcher.models.tenants import TENANT_ID_LENGTH
 from dispatcher.store import db
 from portal.models import ApiKey, OperatorKey, Tenant, User
 from portal.services import NotFound, ServiceError, find_owned
@@ -57,8 +58,9 @@ def create_tenant(name: str) -> Tenant:
     return tenant
 
 
-# A host's own tenant id: what fits the id column and is safe in a URL and a log line.
-TENANT_ID_MAX_LENGTH = 32
+# A host's own tenant id: what fits the id column (a UUID does) and is safe in a URL and a log
+# line.
+TENANT_ID_MAX_LENGTH = TENANT_ID_LENGTH
 _HOST_TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 
 

@@ -124,7 +124,7 @@ def test_broken_transport_gets_a_problem_and_writes_nothing(app, operator, path)
 
 
 @pytest.mark.parametrize(
-    "tenant", ["a%00b", "x" * 33, "%0A", "..", "a/b/c", "%C2%84", "-lead", "a%20b"]
+    "tenant", ["a%00b", "x" * 65, "%0A", "..", "a/b/c", "%C2%84", "-lead", "a%20b"]
 )
 def test_hostile_tenant_ids_in_the_path_are_404s(app, operator, tenant):
     before = _rows()

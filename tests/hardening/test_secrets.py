@@ -302,9 +302,7 @@ def test_no_secret_key_or_password_reaches_any_log_line(app, client, receiver, r
 
     # And the capture really saw everything: SQL with its parameters and RQ at DEBUG.
     journey = [r for r in captured.records if r.msg != "canary %s"]
-    assert {"sqlalchemy.engine.Engine", "rq.worker"} <= {
-        r.name for r in journey
-    }
+    assert {"sqlalchemy.engine.Engine", "rq.worker"} <= {r.name for r in journey}
     assert any(r.levelno == logging.DEBUG and r.name.startswith("rq.") for r in journey)
 
     found: dict[str, list[str]] = {}
