@@ -8,10 +8,9 @@ the endpoints' health, operational events, and the drains that carry out the ret
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 
 from dispatcher import clock, health, lifecycle, metrics, notices, queues, transitions
 from dispatcher.claims import Claim
@@ -66,60 +65,30 @@ def record(outcomes: list[Outcome]) -> None:
         queues.kick()  # a breaker closed: its backlog may go now
 
 
-# PostgreSQL's form: one short text for any batch, a column per array (see _insert_attempts).
-_ATTEMPT_ARRAYS = {
-    "id": "varchar",
-    "tenant_id": "varchar",
-    "delivery_id": "varchar",
-    "number": "integer",
-    "trigger": "varchar",
-    "started_at": "timestamptz",
-    "duration_ms": "integer",
-    "request_headers": "json",
-    "response_status": "integer",
-    "response_headers": "json",
-    "response_body": "text",
-    "response_truncated": "boolean",
-    "error": "text",
-}
-_INSERT_ATTEMPTS_POSTGRESQL = text(
-    f"INSERT INTO hookline_attempts ({', '.join(_ATTEMPT_ARRAYS)}) "
-    "SELECT * FROM unnest("
-    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _ATTEMPT_ARRAYS.items())
-    + ")"
-)
-
-
 def _insert_attempts(attempted: list[Outcome]) -> None:
     """The Attempt rows of a batch, in one statement."""
     # Core, not the ORM: the ORM's bulk paths cost more than the SQL itself at this rate.
-    rows = [
-        {
-            "id": new_id("attempt"),
-            "tenant_id": o.claim.tenant_id,
-            "delivery_id": o.claim.id,
-            "number": o.claim.attempt_number,
-            "trigger": str(o.claim.trigger),
-            "started_at": o.response.started_at,
-            "duration_ms": o.response.duration_ms,
-            "request_headers": o.request_headers,
-            "response_status": o.response.status,
-            "response_headers": o.response.headers,
-            "response_body": o.response.body,
-            "response_truncated": o.response.truncated,
-            "error": o.response.error,
-        }
-        for o in attempted
-    ]
-    if db.engine.dialect.name != "postgresql":
-        db.session.execute(_INSERT_ATTEMPTS, rows)
-        return
-    # The multi-row INSERT's text grows with the batch, and psycopg parsed its placeholders
-    # again for every new size: on PostgreSQL the columns go as arrays instead.
-    columns = {name: [row[name] for row in rows] for name in _ATTEMPT_ARRAYS}
-    for name in ("request_headers", "response_headers"):
-        columns[name] = [None if value is None else json.dumps(value) for value in columns[name]]
-    db.session.execute(_INSERT_ATTEMPTS_POSTGRESQL, columns)
+    db.session.execute(
+        _INSERT_ATTEMPTS,
+        [
+            {
+                "id": new_id("attempt"),
+                "tenant_id": o.claim.tenant_id,
+                "delivery_id": o.claim.id,
+                "number": o.claim.attempt_number,
+                "trigger": o.claim.trigger,
+                "started_at": o.response.started_at,
+                "duration_ms": o.response.duration_ms,
+                "request_headers": o.request_headers,
+                "response_status": o.response.status,
+                "response_headers": o.response.headers,
+                "response_body": o.response.body,
+                "response_truncated": o.response.truncated,
+                "error": o.response.error,
+            }
+            for o in attempted
+        ],
+    )
 
 
 def _disable_gone(attempted: list[Outcome]) -> None:
