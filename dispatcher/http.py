@@ -97,6 +97,10 @@ class _Client:
                 cookie_jar=aiohttp.DummyCookieJar(),  # a receiver's cookies are never sent back
                 trust_env=False,  # no proxy from the environment: the checked address is the peer
                 timeout=aiohttp.ClientTimeout(total=None),  # the exchange's own limit applies
+                skip_auto_headers=("Accept",),  # the documented request has none
+                # It asks for no compression (Accept-Encoding: identity) and inflates none: a
+                # small compressed body must not become megabytes in memory.
+                auto_decompress=False,
             )
             self.sessions[key] = session
         return session
@@ -210,7 +214,7 @@ async def _exchange(
     raw = await client.session(target).post(
         url,
         data=body,
-        headers={"Host": _host_header(target), **headers},
+        headers={"Host": _host_header(target), "Accept-Encoding": "identity", **headers},
         allow_redirects=False,
         server_hostname=target.host if target.scheme == "https" else None,
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout),

@@ -91,6 +91,7 @@ def test_connects_to_the_checked_address_with_the_real_host_and_exact_path(tcp_s
     request_line, *header_lines = heads[0].decode().split("\r\n")
     assert request_line == "POST /hook?x=%2F HTTP/1.1"
     assert f"Host: hooks.example.com:{port}" in header_lines
+    assert "Accept-Encoding: identity" in header_lines
     assert not any(line.lower().startswith("cookie") for line in header_lines)
     assert len(connections) == 1  # the second send reused the kept-alive connection
 
