@@ -38,12 +38,18 @@ _MISSING = object()
 # Hookline's own events about endpoints; `*` leaves them out, so an endpoint receives them only
 # when it asks by name or with `endpoint.*` (opt-in, as they are about the platform, not data).
 OPERATIONAL_GROUP = "endpoint"
-_OPERATIONAL_PREFIX = OPERATIONAL_GROUP + "."
+
+
+def group_of(name: str) -> str:
+    """An event type's group: the part of its name before the first dot (`invoice.paid` →
+    `invoice`). The catalog, the picker, the `group.*` filter check, custom types and the
+    operational events all ask this one function."""
+    return name.split(".", 1)[0]
 
 
 def is_operational(event_type: str) -> bool:
     """True for the types Hookline publishes about endpoints (`endpoint.*`)."""
-    return event_type.startswith(_OPERATIONAL_PREFIX)
+    return "." in event_type and group_of(event_type) == OPERATIONAL_GROUP
 
 
 def matches(event_filter: Iterable[str], event_type: str) -> bool:
@@ -52,7 +58,7 @@ def matches(event_filter: Iterable[str], event_type: str) -> bool:
     for pattern in event_filter:
         if pattern == event_type:
             return True
-        if pattern == "*" and not event_type.startswith(_OPERATIONAL_PREFIX):
+        if pattern == "*" and not is_operational(event_type):
             return True
         if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
             return True

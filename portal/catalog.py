@@ -8,6 +8,8 @@ database idempotently on deploy; tenants then subscribe endpoints to them by nam
 from dataclasses import dataclass
 from typing import Any
 
+from dispatcher.filters import group_of
+
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _TIME = {"type": "string", "format": "date-time"}
 
@@ -25,13 +27,6 @@ def _endpoint_schema(properties: dict[str, Any]) -> dict[str, Any]:
             **properties,
         },
     }
-
-
-def group_of(name: str) -> str:
-    """An event type's group: the part of its name before the first dot (`invoice.paid` →
-    `invoice`). The catalog, the picker, the `group.*` filter check and custom types all ask
-    this one function."""
-    return name.split(".", 1)[0]
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from dispatcher.ids import id_factory
 from dispatcher.models.base import Base
 from dispatcher.models.types import UTCDateTime, utcnow
+from dispatcher.ssrf import MAX_URL_LENGTH
 from dispatcher.states import DeliveryStatus, Trigger
 
 _PENDING_ONLY = f"status = '{DeliveryStatus.PENDING}'"
@@ -57,7 +58,7 @@ class Subscription(Base):
         String(32), primary_key=True, default=id_factory("subscription")
     )
     tenant_id: Mapped[str] = mapped_column(ForeignKey("hookline_tenants.id", ondelete="CASCADE"))
-    url: Mapped[str] = mapped_column(String(2048))
+    url: Mapped[str] = mapped_column(String(MAX_URL_LENGTH))
     description: Mapped[str] = mapped_column(String(500), default="")
     events: Mapped[list[str]] = mapped_column(JSON, default=list)
     headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)

@@ -9,6 +9,7 @@ import jsonschema
 import referencing.exceptions
 from sqlalchemy import or_, select
 
+from dispatcher.filters import OPERATIONAL_GROUP
 from dispatcher.store import db
 from portal.catalog import STANDARD_EVENT_TYPES, group_of
 from portal.models import EventType
@@ -20,7 +21,8 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 # portal's form and the delivery log's filter take theirs from here.
 MAX_NAME_LENGTH = 200
 MAX_DESCRIPTION = 1000
-RESERVED_GROUPS = frozenset({"webhook", "endpoint"})
+# Hookline's own groups: `webhook.test` and the operational events.
+RESERVED_GROUPS = frozenset({"webhook", OPERATIONAL_GROUP})
 
 
 def sync_standard_types() -> int:
