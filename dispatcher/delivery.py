@@ -347,8 +347,10 @@ class _Drain:
         out.wake.clear()
         if woke and (self.round.more or self.round.claims):
             # Sends are finishing but too few slots are free to claim yet: wake at the next
-            # one to finish, or when CLAIM_EVERY is up.
-            out.wake.wait(max(0.001, self.last_claim + CLAIM_EVERY_SECONDS - time.monotonic()))
+            # one to finish, when CLAIM_EVERY is up, or at the next look at the kick flag (a
+            # fresh commit must not wait out CLAIM_EVERY: at 316 events/s that was 8 ms of p50).
+            until_claim = self.last_claim + CLAIM_EVERY_SECONDS - time.monotonic()
+            out.wake.wait(max(0.001, min(until_claim, FLAG_LOOK_SECONDS)))
         else:
             out.wake.wait(_next_look(self.round.resume_at))
 
