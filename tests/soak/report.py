@@ -456,7 +456,7 @@ def collect(app, plan, run, receivers, hang, workdir: Path, database) -> Result:
         f"{sum(loads) / len(loads):.1f} mean, {max(loads):.1f} max: other work shared them), "
         f"Python {platform.python_version()}, {database.label}, Redis on its own port, "
         f"3 `flask worker` processes ({app.config['HOOKLINE_WORKER_CONCURRENCY']} sending "
-        "threads each), retry schedule 1 s, 2 s, delivery timeout "
+        "slots each, on one asyncio loop), retry schedule 1 s, 2 s, delivery timeout "
         f"{run.delivery_timeout} s; "
         f"{'quick' if plan.deliveries < 20000 else 'full'} plan: {plan.tenants} tenants × "
         f"{plan.endpoints_per_tenant} endpoints × {plan.events_per_tenant} events"
