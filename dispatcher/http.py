@@ -136,18 +136,6 @@ def send(
     )
 
 
-def post(
-    target: Target,
-    body: bytes,
-    headers: dict[str, str],
-    *,
-    timeout: float,
-    connect_timeout: float,
-) -> Response:
-    """POST and wait for the answer (for callers that send one request at a time)."""
-    return send(target, body, headers, timeout=timeout, connect_timeout=connect_timeout).result()
-
-
 def cut_connections() -> None:
     """Cut every request in flight in this process (its attempts fail with CUT_MESSAGE)."""
     client = _client

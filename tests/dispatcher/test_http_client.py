@@ -68,10 +68,10 @@ def _target(port: int, path: str = "/hook?x=%2F") -> Target:
 
 
 def _post(port: int, timeout: float = 5.0, path: str = "/hook?x=%2F") -> http.Response:
-    return http.post(
+    return http.send(
         _target(port, path), b'{"a":1}', {"Content-Type": "application/json"},
         timeout=timeout, connect_timeout=1.0,
-    )  # fmt: skip
+    ).result()  # fmt: skip
 
 
 def test_connects_to_the_checked_address_with_the_real_host_and_exact_path(tcp_server) -> None:
@@ -153,7 +153,7 @@ def test_hanging_receivers_cost_sockets_not_threads_and_are_cut_at_shutdown(tcp_
         _read_request(conn)  # and never answer
 
     port = tcp_server(hang)
-    http.post(_target(port), b"", {}, timeout=0.2, connect_timeout=1.0)  # the loop is running
+    http.send(_target(port), b"", {}, timeout=0.2, connect_timeout=1.0).result()  # loop running
     threads = _threads()
     futures = [
         http.send(_target(port), b"{}", {}, timeout=30.0, connect_timeout=1.0) for _ in range(100)
