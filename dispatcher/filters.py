@@ -38,6 +38,7 @@ _MISSING = object()
 # Hookline's own events about endpoints; `*` leaves them out, so an endpoint receives them only
 # when it asks by name or with `endpoint.*` (opt-in, as they are about the platform, not data).
 OPERATIONAL_GROUP = "endpoint"
+_OPERATIONAL_PREFIX = OPERATIONAL_GROUP + "."  # group_of(t) == OPERATIONAL_GROUP, as a prefix
 
 
 def group_of(name: str) -> str:
@@ -49,7 +50,7 @@ def group_of(name: str) -> str:
 
 def is_operational(event_type: str) -> bool:
     """True for the types Hookline publishes about endpoints (`endpoint.*`)."""
-    return "." in event_type and group_of(event_type) == OPERATIONAL_GROUP
+    return event_type.startswith(_OPERATIONAL_PREFIX)
 
 
 def matches(event_filter: Iterable[str], event_type: str) -> bool:

@@ -93,7 +93,7 @@ class _Client:
                     self.loop.create_task(old.close())
                 self.sessions.clear()
             session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, use_dns_cache=False),
+                connector=aiohttp.TCPConnector(limit=0, use_dns_cache=False),  # IP literals only
                 cookie_jar=aiohttp.DummyCookieJar(),  # a receiver's cookies are never sent back
                 trust_env=False,  # no proxy from the environment: the checked address is the peer
                 timeout=aiohttp.ClientTimeout(total=None),  # the exchange's own limit applies

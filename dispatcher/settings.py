@@ -375,8 +375,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "HOOKLINE_SLOW_SEND_CAPACITY", integer(128, minimum=0), "`128`", "the default",
         "further sends in flight per worker for sends slower than a second, so hanging receivers "
-        "do not "
-        "take the working slots",
+        "do not take the working slots",
     ),
     Setting(
         "HOOKLINE_BREAKER_FAILURES", integer(5, minimum=1), "`5`", "the default",

@@ -114,8 +114,7 @@ def _attempts_statement(dialect: str, rows: int):
     """One UPDATE for a whole batch, from a VALUES list (one text per dialect and row count).
 
     executemany ran one statement per row: on PostgreSQL that was most of a batch's time, and
-    on SQLite each row gave up the GIL and waited to get it back behind the
-    sending threads of the time (sends are now on one asyncio loop).
+    on SQLite each row gave up the GIL and waited to get it back behind the other threads.
     Every attempt makes the next one automatic again (`next_trigger`) and ends the lease."""
     typed = dialect == "postgresql"  # its VALUES columns take no type from the table
 
@@ -167,10 +166,8 @@ def record_attempts(states: Sequence[AttemptedState], now: datetime, chunk: int 
     if dialect == "postgresql":
         for start in range(0, len(states), chunk):
             part = states[start : start + chunk]
-            params = {name: [getattr(s, name) for s in part] for name in _STATE_COLUMNS}
-            params["status"] = [
-                str(status) for status in params["status"]
-            ]  # the value, not the name
+            params: dict = {name: [getattr(s, name) for s in part] for name in _STATE_COLUMNS}
+            params["status"] = [str(status) for status in params["status"]]  # values, not names
             params["now"] = now
             db.session.execute(_attempts_statement_postgresql(), params)
         return
