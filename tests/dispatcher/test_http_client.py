@@ -18,12 +18,22 @@ Handler = Callable[[socket.socket], None]
 
 @pytest.fixture
 def tcp_server() -> Iterator[Callable[[Handler], int]]:
-    """A raw TCP server on loopback: each connection is handed to `handler` on a thread."""
-    listeners: list[socket.socket] = []
+    """A raw TCP server on loopback: each connection is handed to `handler` on a thread.
+
+    Every socket it opens is closed at teardown, so a handler that hangs leaves no socket for
+    the garbage collector to warn about in a later test.
+    """
+    sockets: list[socket.socket] = []
+
+    def handle(handler: Handler, conn: socket.socket) -> None:
+        try:
+            handler(conn)
+        except OSError:
+            pass  # closed under the handler at teardown
 
     def start(handler: Handler) -> int:
         listener = socket.create_server(("127.0.0.1", 0))
-        listeners.append(listener)
+        sockets.append(listener)
 
         def serve() -> None:
             while True:
@@ -31,16 +41,17 @@ def tcp_server() -> Iterator[Callable[[Handler], int]]:
                     conn, _ = listener.accept()
                 except OSError:
                     return
+                sockets.append(conn)
                 threading.Thread(
-                    target=handler, args=(conn,), name="test-server", daemon=True
+                    target=handle, args=(handler, conn), name="test-server", daemon=True
                 ).start()
 
         threading.Thread(target=serve, name="test-server", daemon=True).start()
         return listener.getsockname()[1]
 
     yield start
-    for listener in listeners:
-        listener.close()
+    for sock in sockets:
+        sock.close()
 
 
 def _read_request(conn: socket.socket) -> bytes:
