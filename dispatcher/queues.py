@@ -60,6 +60,15 @@ def take_kick_flag(priority: bool) -> bool:
         return True  # cannot tell: look in the database
 
 
+def drain_waiting(priority: bool) -> bool:
+    """Whether a drain job waits in the queue (its kick flag is set), without taking the flag.
+    A busy normal drain asks this before it looks in the database for priority work."""
+    try:
+        return bool(get_redis().exists(_kick_flag(priority)))
+    except redis.RedisError:
+        return True  # cannot tell: look in the database
+
+
 def kick(priority: bool = False, *, sweeping: bool = False) -> bool:
     """Make sure a drain job waits in the queue. Returns False if Redis could not be reached:
     the deliveries are safe in the database and the sweeper will kick again.

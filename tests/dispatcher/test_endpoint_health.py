@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
-from dispatcher import health, publish
+from dispatcher import health, publish, throttle
 from dispatcher.concurrency import INITIAL_LIMIT, EndpointLimits
 from dispatcher.http import Response
 from dispatcher.maintenance import disable_failing_endpoints
@@ -268,6 +269,20 @@ def test_waiting_on_a_rate_limited_endpoint_burns_no_cpu(app, receiver, run_work
     assert len(receiver.received("/slowly")) == 12
     assert wall >= 2.5  # 12 at 4/s
     assert cpu < 0.25 * wall  # waiting is sleeping (this process also runs the receiver)
+
+
+def test_a_claim_cut_short_by_the_bucket_waits_for_a_batch_not_one_token(app):
+    """At 20/s a drain waits a quarter second for five tokens, rather than waking every
+    50 ms for one: fewer, larger rounds, whatever the rate."""
+    assert throttle.capacity(20) == 5
+    granted, wait = throttle.take({"sub_a": (20, 8)})["sub_a"]
+    assert (granted, wait) == (5, pytest.approx(0.15, abs=0.01))  # the 3 left: 150 ms
+    granted, wait = throttle.take({"sub_a": (20, 8)})["sub_a"]
+    assert granted == 0 and 0.2 <= wait <= 0.26  # a bucketful, less the sliver refilled since
+    time.sleep(wait)
+    assert throttle.take({"sub_a": (20, 8)})["sub_a"][0] == 5
+    granted, wait = throttle.take({"sub_b": (20, 6)})["sub_b"]
+    assert (granted, wait) == (5, pytest.approx(0.05, abs=0.01))  # only one more was wanted
 
 
 # Fairness
