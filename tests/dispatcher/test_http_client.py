@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -26,10 +27,8 @@ def tcp_server() -> Iterator[Callable[[Handler], int]]:
     sockets: list[socket.socket] = []
 
     def handle(handler: Handler, conn: socket.socket) -> None:
-        try:
+        with contextlib.suppress(OSError):  # closed under the handler at teardown
             handler(conn)
-        except OSError:
-            pass  # closed under the handler at teardown
 
     def start(handler: Handler) -> int:
         listener = socket.create_server(("127.0.0.1", 0))
