@@ -14,9 +14,8 @@ from dispatcher.settings import get_settings
 from dispatcher.version import VERSION as __version__
 from portal import database  # noqa: F401  (registers the SQLite engine hooks)
 from portal.config import engine_options, load_config
-from portal.extensions import db, migrate
+from portal.extensions import db
 from portal.hookline import Hookline
-from portal.schema import MIGRATIONS
 
 __all__ = ["Hookline", "__version__", "create_app"]
 
@@ -44,7 +43,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["HOOKLINE_INSTANCE_PATH"] = app.instance_path
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS))
 
     security.init_app(app)
     app.register_blueprint(health.bp)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo
 
 from dispatcher import keys, maintenance, queues
 from dispatcher import worker as dispatcher_worker
@@ -168,6 +168,29 @@ def upgrade_command() -> None:
     click.echo(f"Hookline's tables are at the newest revision; {changed} event types added")
 
 
+@click.command(
+    "db",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.pass_context
+def migrations_cli(ctx: click.Context) -> None:
+    """Hookline's database migrations: Flask-Migrate's `flask db …` commands."""
+    # Loaded only when run: Alembic and Flask-Migrate are 11 MiB that every `flask worker`
+    # would otherwise carry. The arguments go to Flask-Migrate's own `db` group as they are.
+    from flask_migrate import Migrate
+    from flask_migrate.cli import db as migrate_commands
+
+    from portal.extensions import db as standalone_db
+    from portal.schema import MIGRATIONS
+
+    info = ctx.ensure_object(ScriptInfo)
+    app = info.load_app()
+    if "migrate" not in app.extensions:
+        Migrate(app, standalone_db, directory=str(MIGRATIONS))
+    migrate_commands.main(args=ctx.args, prog_name=ctx.command_path, obj=info)
+
+
 def _hookline_commands() -> None:
     """`flask hookline …`: the commands a host app runs, beside its own."""
     api_keys = AppGroup("api-keys", help=api_keys_cli.help)
@@ -199,5 +222,6 @@ def init_app(app: Flask) -> None:
         operator_keys_cli,
         worker_command,
         maintenance_command,
+        migrations_cli,
     ):
         app.cli.add_command(command)

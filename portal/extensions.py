@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 
@@ -13,6 +12,5 @@ from dispatcher.models.base import Base
 # create_app() touches it directly; everything else goes through dispatcher.store.db, which
 # resolves to whichever instance the current app registered (a host passes its own).
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()

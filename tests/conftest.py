@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from flask_migrate import upgrade
 from sqlalchemy import delete, text
 
 from dispatcher.connection import ensure_embedded_redis, get_redis, stop_embedded_redis
@@ -28,6 +27,7 @@ from portal.models import (
     Tenant,
     User,
 )
+from portal.schema import upgrade
 from portal.services.event_types import sync_standard_types
 from tests.receiver import Receiver
 
@@ -70,7 +70,7 @@ def _migrate_fresh() -> None:
             # and what a run from before issue 12 left: unprefixed tables, alembic_version
             for table in (VERSION_TABLE, LEGACY_VERSION_TABLE, *reversed(LEGACY_TABLES)):
                 connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
-        upgrade(directory=str(ROOT / "portal" / "migrations"))
+        upgrade()
         sync_standard_types()
         db.session.commit()
         db.session.remove()

@@ -10,15 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from flask_migrate import downgrade, upgrade
 from sqlalchemy import Engine, MetaData, Table, func, insert, select, text
 
 from dispatcher.models import Attempt, Delivery, Event, EventType, Subscription, Tenant
 from portal.extensions import db
 from portal.migrations.carry_over import LEGACY_VERSION_TABLE, VERSION_TABLE
 from portal.models import ApiKey, User
+from portal.schema import downgrade, upgrade
 from tests.test_migrations import (
-    MIGRATIONS,
     _current_revision,
     _head,
     _object_names,
@@ -168,10 +167,10 @@ def _fresh_object_names(url: str) -> list[str]:
     if url.startswith("sqlite"):
         fresh = url.replace(".db", "-fresh.db")
         with app_on(fresh):
-            upgrade(directory=MIGRATIONS)
+            upgrade()
             return _object_names()
     with scratch_schema(_postgres_url()) as scratch, app_on(scratch):
-        upgrade(directory=MIGRATIONS)
+        upgrade()
         return _object_names()
 
 
@@ -180,7 +179,7 @@ def test_a_database_from_before_the_prefix_is_carried_over_with_every_row(databa
     with app_on(database):
         _make_legacy_database(db.engine, [LEGACY_HEAD])
 
-        upgrade(directory=MIGRATIONS)
+        upgrade()
 
         assert _tables() == set(db.metadata.tables) | {VERSION_TABLE}  # no alembic_version
         assert _current_revision() == _head()
@@ -201,16 +200,16 @@ def test_a_database_from_before_the_prefix_is_carried_over_with_every_row(databa
 
         # And the revisions work on it as on a database they made: down to nothing and back.
         db.session.remove()  # its transaction would hold locks the downgrade waits for
-        downgrade(directory=MIGRATIONS, revision="base")
+        downgrade("base")
         assert _tables() <= {VERSION_TABLE}
-        upgrade(directory=MIGRATIONS)
+        upgrade()
         assert _schema_differences() == []
 
 
 def test_the_partial_claim_index_keeps_its_where_clause(database) -> None:
     with app_on(database):
         _make_legacy_database(db.engine, [LEGACY_HEAD])
-        upgrade(directory=MIGRATIONS)
+        upgrade()
 
         with db.engine.connect() as connection:
             if connection.dialect.name == "sqlite":
@@ -228,7 +227,7 @@ def test_a_host_revision_sharing_alembic_version_stays_there(database) -> None:
     with app_on(database):
         _make_legacy_database(db.engine, [LEGACY_HEAD, HOST_REVISION])
 
-        upgrade(directory=MIGRATIONS)
+        upgrade()
 
         assert _current_revision() == _head()
         with db.engine.connect() as connection:
@@ -256,7 +255,7 @@ def test_a_hosts_own_tables_and_history_are_left_alone(database) -> None:
                 connection.exec_driver_sql(statement)
         host_names = _object_names()
 
-        upgrade(directory=MIGRATIONS)
+        upgrade()
 
         assert _tables() == set(db.metadata.tables) | {
             VERSION_TABLE,
@@ -275,5 +274,5 @@ def test_a_hosts_own_tables_and_history_are_left_alone(database) -> None:
                 HOST_REVISION
             )
 
-        downgrade(directory=MIGRATIONS, revision="base")
+        downgrade("base")
         assert _tables() == {VERSION_TABLE, "tenants", "users", "events", LEGACY_VERSION_TABLE}

@@ -15,7 +15,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
-from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, inspect, make_url, text
 from sqlalchemy.engine import URL
 
@@ -24,6 +23,7 @@ from portal import create_app
 from portal.extensions import db
 from portal.migrations.carry_over import VERSION_TABLE
 from portal.migrations.compare import compare_type
+from portal.schema import downgrade, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = str(ROOT / "portal" / "migrations")
@@ -126,17 +126,17 @@ def _assert_full_cycle() -> None:
     model_tables = set(db.metadata.tables)
     assert _tables() == set()
 
-    upgrade(directory=MIGRATIONS)
+    upgrade()
     assert _tables() == model_tables | {VERSION_TABLE}
     assert _current_revision() == _head()
     assert _schema_differences() == []
     assert [name for name in _object_names() if not name.startswith(HOOKLINE_NAMES)] == []
 
-    downgrade(directory=MIGRATIONS, revision="base")
+    downgrade("base")
     assert _tables() <= {VERSION_TABLE}
     assert _current_revision() is None
 
-    upgrade(directory=MIGRATIONS)
+    upgrade()
     assert _tables() == model_tables | {VERSION_TABLE}
     assert _schema_differences() == []
 
@@ -165,7 +165,7 @@ def test_upgrade_downgrade_upgrade_on_an_empty_sqlite_file(test_env, tmp_path: P
 
 def test_the_migrated_schema_has_the_indexes_the_queries_need(test_env, tmp_path: Path) -> None:
     with app_on(f"sqlite:///{tmp_path / 'indexed.db'}"):
-        upgrade(directory=MIGRATIONS)
+        upgrade()
         inspector = inspect(db.engine)
         for table, wanted in REQUIRED_INDEXES.items():
             indexed = [tuple(index["column_names"]) for index in inspector.get_indexes(table)]

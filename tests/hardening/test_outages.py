@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from flask_migrate import upgrade
 
 from dispatcher.connection import get_redis
 from portal import create_app
@@ -23,10 +22,11 @@ from portal.api import API_PREFIX
 from portal.config import engine_options
 from portal.extensions import db
 from portal.models import Delivery
+from portal.schema import upgrade
 from portal.services import accounts
 from portal.services import deliveries as delivery_service
 from portal.services.event_types import sync_standard_types
-from tests.conftest import ROOT, TEST_CONFIG
+from tests.conftest import TEST_CONFIG
 from tests.factories import make_subscription
 from tests.hardening.conftest import close_app
 from tests.servers import PostgresServer, RedisServer, postgres_bin
@@ -236,7 +236,7 @@ def test_postgres_stopped_mid_service_is_a_503_and_recovery_needs_no_restart(
     )
     try:
         with outage.app_context():
-            upgrade(directory=str(ROOT / "portal" / "migrations"))
+            upgrade()
             sync_standard_types()
             db.session.commit()
             _tenant_id, email, key = _seed(receiver)

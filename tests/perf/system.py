@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import Flask
-from flask_migrate import upgrade
 from sqlalchemy import delete, func, select, update
 
 from dispatcher import publish, queues
 from portal import create_app
 from portal.extensions import db
 from portal.models import Attempt, Delivery, Event, Subscription
+from portal.schema import upgrade
 from portal.services import accounts, event_types
 from portal.services import subscriptions as subscription_service
 from tests.perf import payload
@@ -37,7 +37,7 @@ def make_app(database_uri: str) -> Flask:
 def migrate(app: Flask) -> None:
     """Schema by the real migrations, plus the standard event types."""
     with app.app_context():
-        upgrade(directory=str(ROOT / "portal" / "migrations"))
+        upgrade()
         event_types.sync_standard_types()
         db.session.commit()
     # Alembic's logging config disables every logger that existed before it ran.

@@ -432,12 +432,12 @@ def _setup(
 ):
     """Migrate a fresh database, create tenants and endpoints; returns (app, tenant ids)."""
     os.environ.update({k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"})
-    from flask_migrate import upgrade
     from sqlalchemy import text
 
     from dispatcher import signing
     from portal import create_app
     from portal.extensions import db
+    from portal.schema import upgrade
     from portal.services import accounts
     from portal.services import subscriptions as subscription_service
     from portal.services.event_types import sync_standard_types
@@ -449,7 +449,7 @@ def _setup(
         with db.engine.begin() as connection:
             for table in ("hookline_alembic_version", "alembic_version"):
                 connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
-        upgrade(directory=str(ROOT / "portal" / "migrations"))
+        upgrade()
         sync_standard_types()
         db.session.commit()
         tenant_ids, endpoints = [], []
