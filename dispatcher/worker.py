@@ -7,6 +7,7 @@ Redis restart needs no operator (the failure of Svix issue #1844).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -53,10 +54,20 @@ def _maintenance_loop(app: Flask, stop: threading.Event) -> None:
                 log.exception("periodic maintenance failed; trying again in %s s", interval)
 
 
+def _freeze_startup_objects() -> None:
+    """Move everything loaded so far (modules, the app, SQLAlchemy's mappers: ~140,000 objects)
+    out of the garbage collector's reach. They live as long as the process, yet every full
+    collection walked them all: 30-60 ms with the GIL held, in which no send progressed and no
+    round was claimed. That was a visible share of the end-to-end p99."""
+    gc.collect()
+    gc.freeze()
+
+
 def run(queue_names: list[str] | None = None, burst: bool = False) -> None:
     """Work the delivery queues until stopped (or, with `burst`, until they are empty)."""
     app = current_app._get_current_object()
     names = queue_names or queues.worker_queue_names()
+    _freeze_startup_objects()
     stop = threading.Event()
     if not burst:
         threading.Thread(
