@@ -95,3 +95,26 @@ def test_plain_import_dispatcher_leaves_the_portal_out() -> None:
     )
 
     assert result.stdout.strip() == "False"
+
+
+def test_the_app_a_worker_builds_carries_no_migration_machinery(tmp_path: Path) -> None:
+    """Alembic and Flask-Migrate (11 MiB) load when `flask db` or `flask hookline upgrade` runs,
+    not in every process that builds the app, such as each `flask worker`."""
+    script = (
+        "import sys\n"
+        "from portal import create_app\n"
+        "app = create_app({'SQLALCHEMY_DATABASE_URI': 'sqlite://',"
+        " 'REDIS_URL': 'redis://127.0.0.1:1/0', 'HOOKLINE_INSTANCE_PATH': sys.argv[1]})\n"
+        "assert 'db' in app.cli.commands\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'alembic', 'flask_migrate'}))\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert result.stdout.strip() == "[]"
