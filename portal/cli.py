@@ -12,7 +12,9 @@ from flask.cli import AppGroup, ScriptInfo
 from dispatcher import keys, maintenance, queues
 from dispatcher import worker as dispatcher_worker
 from dispatcher.store import db
+from portal import schema
 from portal.cli_common import fail, show_new_key, unit_of_work
+from portal.extensions import db as standalone_db
 from portal.operator_cli import operator_keys_cli
 from portal.services import accounts, demo, event_types, events
 from portal.services.demo import DEMO_EMAIL, DEMO_PASSWORD
@@ -160,8 +162,6 @@ def maintenance_command() -> None:
 def upgrade_command() -> None:
     """Create or migrate Hookline's tables (only those, with their own Alembic version table)
     and add the standard event types."""
-    from portal import schema
-
     schema.upgrade()
     changed = event_types.sync_standard_types()
     db.session.commit()
@@ -181,13 +181,10 @@ def migrations_cli(ctx: click.Context) -> None:
     from flask_migrate import Migrate
     from flask_migrate.cli import db as migrate_commands
 
-    from portal.extensions import db as standalone_db
-    from portal.schema import MIGRATIONS
-
     info = ctx.ensure_object(ScriptInfo)
     app = info.load_app()
     if "migrate" not in app.extensions:
-        Migrate(app, standalone_db, directory=str(MIGRATIONS))
+        Migrate(app, standalone_db, directory=str(schema.MIGRATIONS))
     migrate_commands.main(args=ctx.args, prog_name=ctx.command_path, obj=info)
 
 
